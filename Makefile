@@ -1,0 +1,48 @@
+# Agent Fleet Kit. `make demo` runs the local fleet; `make test` is the whole test suite.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CDK := JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+ARGS ?=
+
+.PHONY: setup synth lint test test-fast demo bench cost clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt package.json agent_image/pyproject.toml
+	test -d $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU build of torch first, so nothing later resolves a CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed
+
+synth: setup
+	rm -rf cdk.out
+	$(CDK) synth --quiet
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint --failure-threshold warning agent_image/Dockerfile
+
+test: synth lint
+	$(VENV)/bin/cfn-lint --config-file .cfnlintrc -- cdk.out/*.template.json
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow"
+
+demo: setup
+	$(PY) -m agentfleet.local.fleet $(ARGS)
+
+bench: setup
+	$(PY) -m bench $(ARGS)
+
+cost: setup
+	$(PY) -m stacks.cost $(ARGS)
+
+clean:
+	rm -rf cdk.out out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,45 @@
+"""CloudWatch metric namespace, names and dimensions: one module for the dashboard and the runtime.
+
+Every metric carries the `Fleet` dimension; breakdowns add one more dimension
+(`Outcome`, `Reason`, `Phase`, `Market`). The dashboard reads exactly these names.
+"""
+
+NAMESPACE = "AgentFleet"
+
+# Dimensions
+FLEET = "Fleet"
+OUTCOME = "Outcome"  # decisions: acted, ignored, invalid_output, disallowed, rate_limited, approval_pending, dry_run
+REASON = "Reason"  # quarantine reasons: invalid_json, missing_field, oversize, unknown_version, no_subscriber
+PHASE = "Phase"  # boot phases: resolve, cache_lookup, download, compile, upload, load, warmup
+
+# Agents
+EVENTS_PROCESSED = "EventsProcessed"
+EVENTS_QUARANTINED = "EventsQuarantined"
+DECISIONS = "Decisions"
+ACTIONS_DISPATCHED = "ActionsDispatched"
+INFERENCE_LATENCY_MS = "InferenceLatency"
+TOKENS_PER_SECOND = "TokensPerSecond"
+GENERATED_TOKENS = "GeneratedTokens"
+BATCH_FILL_PERCENT = "BatchFill"
+BACKLOG_RECORDS = "BacklogRecords"  # the scaling policy tracks this one
+MILLIS_BEHIND_LATEST = "MillisBehindLatest"
+
+# Boot and compile cache
+BOOT_TO_READY_SECONDS = "BootToReady"
+BOOT_PHASE_SECONDS = "BootPhaseDuration"
+COMPILE_CACHE_HITS = "CompileCacheHit"
+COMPILE_CACHE_MISSES = "CompileCacheMiss"
+COMPILE_SECONDS = "CompileSeconds"
+
+# Neuron (from neuron-monitor)
+NEURON_CORE_UTILIZATION = "NeuronCoreUtilization"
+NEURON_DEVICE_MEMORY_USED = "NeuronDeviceMemoryUsed"
+
+# Fleet lifecycle (emitted by the runtime when it sees a Spot notice)
+SPOT_INTERRUPTIONS = "SpotInterruptionNotices"
+
+DECISION_OUTCOMES = (
+    "acted", "ignored", "invalid_output", "disallowed", "rate_limited",
+    "approval_pending", "dry_run",
+)
+QUARANTINE_REASONS = ("invalid_json", "missing_field", "oversize", "unknown_version", "no_subscriber")
