@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-CDK := JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk
+CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# Node 20 is past end-of-life: jsii then checks this variable, whose value lists the silenced major versions.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 ARGS ?=
 
 .PHONY: setup synth lint test test-fast demo bench cost clean

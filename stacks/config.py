@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Callable
 
 from agentfleet.catalog import AgentSpec, ConfigError, parse_agents
@@ -19,6 +20,7 @@ GPU_FAMILIES = ("g5", "g6", "g6e", "p4d", "p4de", "p5", "p5e", "p5en")
 SPOT_STRATEGIES = ("price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price")
 ENGINES = ("auto", "optimum-neuron", "vllm-neuron")
 KINESIS_MODES = ("on-demand", "provisioned")
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 _FLEET_NAME = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
 _INSTANCE_TYPE = re.compile(r"^([a-z][a-z0-9-]*)\.([a-z0-9]+)$")
 
@@ -60,6 +62,7 @@ class FleetConfig:
     alarm_quarantined_per_5min: int
     alarm_compile_cache_misses: int
     monthly_budget_usd: int
+    cost_center: str
     alarm_email: str
     weights_mirror_prefix: str
     hf_token_secret_name: str
@@ -153,6 +156,12 @@ class FleetConfig:
             "dry_run": self.dry_run,
             "agents": [a.to_json() for a in self.agents],
         }
+
+
+def default_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """cdk.json's context: the defaults. The CLI's context (cdk.json plus `-c`) overrides them,
+    so `python app.py` and tests synthesize the same app as `cdk synth`."""
+    return dict(json.loads(path.read_text(encoding="utf-8"))["context"])
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -11,6 +11,7 @@ FLEET = "Fleet"
 OUTCOME = "Outcome"  # decisions: acted, ignored, invalid_output, disallowed, rate_limited, approval_pending, dry_run
 REASON = "Reason"  # quarantine reasons: invalid_json, missing_field, oversize, unknown_version, no_subscriber
 PHASE = "Phase"  # boot phases: resolve, cache_lookup, download, compile, upload, load, warmup
+MARKET = "Market"  # spot | on-demand (IMDS instance-life-cycle)
 
 # Agents
 EVENTS_PROCESSED = "EventsProcessed"
@@ -30,12 +31,15 @@ BOOT_PHASE_SECONDS = "BootPhaseDuration"
 COMPILE_CACHE_HITS = "CompileCacheHit"
 COMPILE_CACHE_MISSES = "CompileCacheMiss"
 COMPILE_SECONDS = "CompileSeconds"
+BOOT_FAILURES = "BootFailure"  # with Phase: where a boot failed (the instance is abandoned)
 
 # Neuron (from neuron-monitor)
 NEURON_CORE_UTILIZATION = "NeuronCoreUtilization"
 NEURON_DEVICE_MEMORY_USED = "NeuronDeviceMemoryUsed"
 
-# Fleet lifecycle (emitted by the runtime when it sees a Spot notice)
+# Fleet lifecycle. CloudWatch has no per-market split of an Auto Scaling group, so each
+# healthy worker emits WorkersInService=1 per minute with the Market dimension (Sum = count).
+WORKERS_IN_SERVICE = "WorkersInService"
 SPOT_INTERRUPTIONS = "SpotInterruptionNotices"
 
 DECISION_OUTCOMES = (
