@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from agentfleet import tables as keys
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+
+from agentfleet import tables as keys
 from constructs import Construct
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agentfleet.catalog import AgentSpec, ConfigError, parse_agents
 
@@ -77,7 +78,7 @@ class FleetConfig:
         return tuple(dict.fromkeys(t.split(".")[0] for t in self.instance_types))
 
     @classmethod
-    def from_context(cls, get: Callable[[str], Any]) -> "FleetConfig":
+    def from_context(cls, get: Callable[[str], Any]) -> FleetConfig:
         """Build from a context getter (`app.node.try_get_context`); raises ConfigError."""
         values = {}
         for f in fields(cls):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
-from constructs import Construct
 
+from constructs import Construct
 from constructs.observability import Observability
 from stacks.config import FleetConfig
 from stacks.fleet_stack import FleetStack

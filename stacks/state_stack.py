@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from aws_cdk import aws_iam as iam
-from constructs import Construct
 
+from constructs import Construct
 from constructs.agent_state import AgentState
 from constructs.compile_cache import CompileCache
 from constructs.ingest import Ingest
