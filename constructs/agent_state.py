@@ -6,9 +6,9 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from constructs import Construct
 
 from agentfleet import tables as keys
-from constructs import Construct
 
 
 class AgentState(Construct):

@@ -9,9 +9,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from constructs import Construct
 
 from agentfleet import metric_names as m
-from constructs import Construct
 from stacks.config import FleetConfig
 
 LAUNCH_HOOK = "agentfleet-model-ready"

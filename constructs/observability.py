@@ -13,9 +13,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
 
 from agentfleet import metric_names as m
-from constructs import Construct
 from stacks.config import FleetConfig
 
 SECTIONS = ("Ingest", "Agents", "Fleet", "Neuron", "Actions", "Cost")

@@ -6,6 +6,7 @@ import os
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
 
 from stacks.config import FleetConfig
 from stacks.fleet_stack import FleetStack
@@ -14,21 +15,32 @@ from stacks.state_stack import StateStack
 
 
 def build(app: cdk.App, config: FleetConfig) -> dict[str, cdk.Stack]:
-    """Create every stack for `config` in `app`; returns them by construct id."""
-    # Environment-agnostic (no credentials, no lookups) unless the CLI resolved an account/region.
-    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    prefix = config.fleet_name
-    state = StateStack(app, "AgentFleetState", stack_name=f"{prefix}-state", config=config, env=env)
-    fleet = FleetStack(app, "AgentFleet", stack_name=f"{prefix}-fleet", config=config, state=state, env=env)
-    observability = ObservabilityStack(app, "AgentFleetObservability", stack_name=f"{prefix}-observability",
-                                       config=config, state=state, fleet=fleet, env=env)
-    stacks: dict[str, cdk.Stack] = {s.node.id: s for s in (state, fleet, observability)}
+    """Create the app for `config`: the fleet's stacks, or (enable_pipeline) the pipeline that deploys them."""
     if config.enable_pipeline:
         from stacks.pipeline_stack import PipelineStack
 
-        pipeline = PipelineStack(app, "AgentFleetPipeline", stack_name=f"{prefix}-pipeline", config=config, env=env)
-        stacks[pipeline.node.id] = pipeline
+        pipeline = PipelineStack(app, "AgentFleetPipeline", stack_name=f"{config.fleet_name}-pipeline", config=config,
+                                 build_stacks=build_stacks, env=_env())
+        stacks: dict[str, cdk.Stack] = {pipeline.node.id: pipeline}
+    else:
+        stacks = build_stacks(app, config)
     cdk.Tags.of(app).add("Fleet", config.fleet_name)
     cdk.Tags.of(app).add("CostCenter", config.cost_center)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stacks
+
+
+def _env() -> cdk.Environment:
+    # Environment-agnostic (no credentials, no lookups) unless the CLI resolved an account/region.
+    return cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+
+
+def build_stacks(scope: Construct, config: FleetConfig) -> dict[str, cdk.Stack]:
+    """The fleet's three stacks in `scope` (the app, or the pipeline's deploy stage)."""
+    env = _env() if isinstance(scope, cdk.App) else None
+    prefix = config.fleet_name
+    state = StateStack(scope, "AgentFleetState", stack_name=f"{prefix}-state", config=config, env=env)
+    fleet = FleetStack(scope, "AgentFleet", stack_name=f"{prefix}-fleet", config=config, state=state, env=env)
+    observability = ObservabilityStack(scope, "AgentFleetObservability", stack_name=f"{prefix}-observability",
+                                       config=config, state=state, fleet=fleet, env=env)
+    return {s.node.id: s for s in (state, fleet, observability)}

@@ -9,10 +9,10 @@ from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
-
 from constructs import Construct
 from constructs.actions import Actions
 from constructs.neuron_fleet import LAUNCH_HOOK, TERMINATION_HOOK, NeuronFleet
+
 from stacks.config import FleetConfig
 from stacks.state_stack import StateStack
 

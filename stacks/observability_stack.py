@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
-
 from constructs import Construct
 from constructs.observability import Observability
+
 from stacks.config import FleetConfig
 from stacks.fleet_stack import FleetStack
 from stacks.state_stack import StateStack

@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
 from aws_cdk import aws_iam as iam
-
 from constructs import Construct
 from constructs.agent_state import AgentState
 from constructs.compile_cache import CompileCache
 from constructs.ingest import Ingest
+
 from stacks.config import FleetConfig
 
 

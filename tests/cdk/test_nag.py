@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
-
 from constructs import IConstruct
+
 from stacks.config import default_context
 from stacks.fleet_app import build
 from tests.cdk.conftest import make_config
