@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from agentfleet import metric_names as mn
-from aws_cdk import Aws, Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
-
 from constructs import Construct
+
+from agentfleet import metric_names as mn
 from stacks import cost_model as cm
 from stacks.config import FleetConfig
 from stacks.pricing import HOW_TO_SUPPLY, PriceTable, on_demand_id
@@ -36,14 +36,15 @@ class CostControls(Construct):
             raise ValueError(f"monthly_budget_usd must be positive, got {config.monthly_budget_usd}")
         self.prices = prices or PriceTable.shipped()
         # Budgets checks at creation that it may publish to the topic, so the policy comes first.
+        topic_stack = Stack.of(alarm_topic)
         self.topic_policy_statement = iam.PolicyStatement(
             sid="AllowAwsBudgetsPublish",
             principals=[iam.ServicePrincipal("budgets.amazonaws.com")],
             actions=["sns:Publish"],
             resources=[alarm_topic.topic_arn],
             conditions={
-                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:budgets::{Aws.ACCOUNT_ID}:*"},
+                "StringEquals": {"aws:SourceAccount": topic_stack.account},
+                "ArnLike": {"aws:SourceArn": f"arn:{topic_stack.partition}:budgets::{topic_stack.account}:*"},
             },
         )
         added = alarm_topic.add_to_resource_policy(self.topic_policy_statement)

@@ -64,6 +64,7 @@ class FleetConfig:
     alarm_compile_cache_misses: int
     monthly_budget_usd: int
     cost_center: str
+    cost_prices: str
     alarm_email: str
     weights_mirror_prefix: str
     hf_token_secret_name: str

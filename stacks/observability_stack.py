@@ -1,4 +1,4 @@
-"""ObservabilityStack: the dashboard, alarms, alarm topic and budget for one fleet."""
+"""ObservabilityStack: the dashboard (with its cost section), alarms, alarm topic and budget for one fleet."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
+from constructs.cost_controls import CostControls
 from constructs.observability import Observability
 
 from stacks.config import FleetConfig
 from stacks.fleet_stack import FleetStack
+from stacks.pricing import PriceTable, with_context
 from stacks.state_stack import StateStack
 
 
@@ -23,5 +25,10 @@ class ObservabilityStack(Stack):
         self.observability = Observability(
             self, "Observability", config=config, stream=state.ingest.stream,
             group_name=fleet.fleet.group.auto_scaling_group_name, state_machine=fleet.actions.state_machine)
+        group_name = fleet.fleet.group.auto_scaling_group_name
+        self.cost = CostControls(self, "CostControls", config=config, alarm_topic=self.observability.alarm_topic,
+                                 asg_name=group_name,
+                                 prices=with_context(PriceTable.shipped(), config.cost_prices or None))
+        self.observability.add_section("Cost", self.cost.widgets)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.alarm_topic.topic_arn)
         CfnOutput(self, "DashboardName", value=self.observability.dashboard.dashboard_name)

@@ -170,7 +170,7 @@ def test_no_iam_statement_grants_a_wildcard_action(templates: dict[str, Template
 
 def test_dashboard_has_every_section_and_runtime_metric_names(template_of: Get) -> None:
     body = json.dumps(template_of("AgentFleetObservability").find_resources("AWS::CloudWatch::Dashboard"))
-    for section in ("Ingest", "Agents", "Fleet", "Neuron", "Actions"):
+    for section in ("Ingest", "Agents", "Fleet", "Neuron", "Actions", "Cost"):
         assert f"## {section}" in body
     for name in (m.EVENTS_PROCESSED, m.DECISIONS, m.EVENTS_QUARANTINED, m.INFERENCE_LATENCY_MS, m.TOKENS_PER_SECOND,
                  m.BATCH_FILL_PERCENT, m.COMPILE_CACHE_HITS, m.NEURON_CORE_UTILIZATION, m.WORKERS_IN_SERVICE):
@@ -199,3 +199,15 @@ def test_every_resource_carries_cost_tags(templates: dict[str, Template]) -> Non
                 assert {"Fleet", "CostCenter"} <= keys, resource["Type"]
                 tagged += 1
     assert tagged > 10
+
+
+def test_budget_alerts_the_alarm_topic_at_80_and_100_percent(template_of: Get) -> None:
+    obs = template_of("AgentFleetObservability")
+    obs.has_resource_properties("AWS::Budgets::Budget", {
+        "Budget": Match.object_like({"BudgetLimit": {"Amount": 20000, "Unit": "USD"}, "TimeUnit": "MONTHLY",
+                                     "CostFilters": {"TagKeyValue": ["user:Fleet$agentfleet"]}}),
+        "NotificationsWithSubscribers": Match.array_with([
+            Match.object_like({"Notification": Match.object_like({"Threshold": 80, "NotificationType": "ACTUAL"})}),
+            Match.object_like({"Notification": Match.object_like({"Threshold": 100, "NotificationType": "ACTUAL"})}),
+        ]),
+    })
