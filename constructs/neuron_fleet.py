@@ -90,7 +90,7 @@ class NeuronFleet(Construct):
             'docker pull "$IMAGE"',
             # Every Neuron device goes to the container; none on CPU-only types.
             "DEVICES=(); for dev in /dev/neuron*; do [ -e \"$dev\" ] && DEVICES+=(\"--device=$dev\"); done",
-            "mkdir -p /var/cache/agentfleet && chown 1000:1000 /var/cache/agentfleet",
+            "mkdir -p /var/cache/agentfleet && chown 10001:10001 /var/cache/agentfleet",  # the image's non-root user
             "docker run -d --name agentfleet --restart unless-stopped \"${DEVICES[@]}\" "
             f"-p {HEALTH_PORT}:{HEALTH_PORT} --stop-timeout 60 -v /var/cache/agentfleet:/var/cache/agentfleet "
             f"-e AWS_REGION={region} -e AGENTFLEET_CONFIG=ssm:{runtime_config_parameter} "

@@ -1,0 +1,107 @@
+"""Engines: how one model is compiled into an artifact folder and loaded from it.
+
+The boot sequence talks only to `Engine`. Per instance family:
+  inf2 / trn1 / trn2   optimum-neuron: export (neuronx-cc) + in-process generate
+  trn2 / trn3          vLLM Neuron plugin: OpenAI-compatible server, NEFFs in VLLM_CACHE_ROOT
+  cpu (local, tests)   transformers: "compile" = build the small local model into the folder
+optimum-neuron has no Trn3 support, and the vLLM Neuron plugin (vllm-neuron 0.24, Neuron
+2.32) supports Trn2/Trn3 only; `check_engine_family` rejects other pairs before any work.
+Neuron libraries are imported lazily, so this module imports on any machine.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Protocol
+
+from agentfleet.boot.optimum_neuron import OptimumNeuronBackend, OptimumNeuronEngine
+from agentfleet.boot.vllm_neuron import VllmNeuronBackend, VllmNeuronEngine
+from agentfleet.model.base import ModelBackend
+from agentfleet.settings import Settings
+
+__all__ = [
+    "CpuEngine", "Engine", "OptimumNeuronBackend", "OptimumNeuronEngine", "VllmNeuronBackend",
+    "VllmNeuronEngine", "check_engine_family", "create_backend", "create_engine", "package_version",
+]
+
+SUPPORTED_FAMILIES: dict[str, tuple[str, ...]] = {
+    "transformers-cpu": ("cpu",),
+    "optimum-neuron": ("inf2", "trn1", "trn1n", "trn2"),
+    "vllm-neuron": ("trn2", "trn3"),
+}
+
+
+class Engine(Protocol):
+    """Compile into a folder, load from a folder. The folder is what the cache stores."""
+
+    name: str
+    weights_for_compile: bool  # compile() needs the model weights on local disk
+    weights_for_load: bool  # load() needs them too (the artifact does not carry them)
+
+    def versions(self) -> tuple[str, str]:
+        """(engine version, compiler version): both are part of the cache key."""
+        ...
+
+    def compile(self, *, weights: Path | None, out_dir: Path) -> None: ...
+
+    def load(self, *, artifact_dir: Path, weights: Path | None) -> ModelBackend: ...
+
+
+def package_version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        raise RuntimeError(f"{dist} is not installed; this engine runs only in the Neuron container") from None
+
+
+def check_engine_family(engine: str, family: str) -> None:
+    families = SUPPORTED_FAMILIES.get(engine)
+    if families is None:
+        raise ValueError(f"engine {engine!r} cannot be booted; choose one of {sorted(SUPPORTED_FAMILIES)}")
+    if family not in families:
+        hint = " (optimum-neuron has no Trn3 support: use vllm-neuron)" if family == "trn3" else ""
+        raise ValueError(f"engine {engine!r} does not run on instance family {family!r}; "
+                         f"it supports {', '.join(families)}{hint}")
+
+
+class CpuEngine:
+    """The local engine: the same boot and cache path, with a small model built in code."""
+
+    name = "transformers-cpu"
+    weights_for_compile = False
+    weights_for_load = False
+
+    def __init__(self, settings: Settings, *, seed: int = 0) -> None:
+        self.settings, self.seed = settings, seed
+
+    def versions(self) -> tuple[str, str]:
+        # torch stands in for the compiler: a different torch may save different tensors.
+        return package_version("transformers"), "torch-" + package_version("torch")
+
+    def compile(self, *, weights: Path | None, out_dir: Path) -> None:
+        from agentfleet.model.tiny import build_local_model
+
+        build_local_model(out_dir, seed=self.seed)
+
+    def load(self, *, artifact_dir: Path, weights: Path | None) -> ModelBackend:
+        from agentfleet.model.cpu import TransformersBackend
+
+        return TransformersBackend.from_dir(artifact_dir, self.settings)
+
+
+def create_engine(settings: Settings, family: str) -> Engine:
+    check_engine_family(settings.engine, family)
+    if settings.engine == "optimum-neuron":
+        return OptimumNeuronEngine(settings, family)
+    if settings.engine == "vllm-neuron":
+        return VllmNeuronEngine(settings)
+    return CpuEngine(settings)
+
+
+def create_backend(settings: Settings) -> ModelBackend:
+    """agentfleet.model.factory's hook for Neuron engines: the boot's cache-or-compile path, then
+    load (no warm-up, no lifecycle signal; `python -m agentfleet.boot` does those)."""
+    from agentfleet.boot.main import load_backend
+
+    return load_backend(settings)

@@ -1,0 +1,43 @@
+"""Boot test fixtures: a fresh bucket and leases table in the emulator."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+# The suite runs with --import-mode=importlib, which puts no test folder on sys.path: the boot
+# tests share their doubles through this one entry.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from boot_fakes import BootAws
+
+from agentfleet import tables
+
+
+@pytest.fixture(scope="session")
+def _boot_resources(emulator: Any) -> tuple[Any, Any, str]:
+    """One bucket and one leases table (the real key schema) for the whole boot suite; tests stay
+    apart because each BootAws uses its own model revision, hence its own cache keys and lock items."""
+    name = f"boot-{uuid.uuid4().hex[:10]}"
+    kwargs = {"endpoint_url": emulator.endpoint, "region_name": "us-east-1",
+              "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    # Clients made once: building a boto3 client costs ~1 s of CPU on a loaded 2-core machine.
+    s3, ddb = boto3.client("s3", **kwargs), boto3.client("dynamodb", **kwargs)
+    s3.create_bucket(Bucket=name)
+    ddb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": tables.LEASES_PK, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": tables.LEASES_PK, "AttributeType": "S"}],
+    )
+    return s3, ddb, name
+
+
+@pytest.fixture
+def boot_aws(_boot_resources: tuple[Any, Any, str]) -> BootAws:
+    s3, ddb, name = _boot_resources
+    return BootAws(s3, ddb, name, name, revision=uuid.uuid4().hex[:12])
