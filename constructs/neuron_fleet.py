@@ -90,6 +90,8 @@ class NeuronFleet(Construct):
             'docker pull "$IMAGE"',
             # Every Neuron device goes to the container; none on CPU-only types.
             "DEVICES=(); for dev in /dev/neuron*; do [ -e \"$dev\" ] && DEVICES+=(\"--device=$dev\"); done",
+            # The image runs as a non-root user: give it the devices' group.
+            'if [ -e /dev/neuron0 ]; then DEVICES+=("--group-add=$(stat -c %g /dev/neuron0)"); fi',
             "mkdir -p /var/cache/agentfleet && chown 10001:10001 /var/cache/agentfleet",  # the image's non-root user
             "docker run -d --name agentfleet --restart unless-stopped \"${DEVICES[@]}\" "
             f"-p {HEALTH_PORT}:{HEALTH_PORT} --stop-timeout 60 -v /var/cache/agentfleet:/var/cache/agentfleet "
