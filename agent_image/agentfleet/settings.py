@@ -57,6 +57,7 @@ class Settings:
     shutdown_deadline_seconds: int = 25
     metrics_mode: str = "emf"  # emf (stdout, CloudWatch agent/Logs) | put (PutMetricData) | off
     local_model_dir: str = ""  # transformers-cpu: where the built small model lives
+    torch_threads: int = 1  # transformers-cpu: torch intra-op threads; 1 suits several workers per host
     compile_cache_dir: str = "/var/cache/agentfleet"
     agents: tuple[AgentSpec, ...] = field(default_factory=tuple)
 

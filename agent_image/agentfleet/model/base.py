@@ -6,8 +6,9 @@ Trainium/Inferentia, see agentfleet.boot), and an OpenAI-compatible HTTP client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass(frozen=True)

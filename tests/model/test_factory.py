@@ -1,0 +1,49 @@
+"""create_backend picks the backend by Settings.engine."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from agentfleet.catalog import ConfigError
+from agentfleet.model.cpu import TransformersBackend
+from agentfleet.model.factory import create_backend
+from agentfleet.model.openai_http import OpenAIHTTPBackend, estimate_tokens
+
+from .conftest import settings
+
+
+def test_transformers_cpu_loads_the_local_model(tiny_dir: Path) -> None:
+    backend = create_backend(settings(engine="transformers-cpu", local_model_dir=str(tiny_dir)))
+    assert isinstance(backend, TransformersBackend)
+    assert backend.count_tokens("notify") == 1
+
+
+def test_openai_http_client_is_configured_from_settings() -> None:
+    backend = create_backend(settings(engine="openai-http", openai_base_url="http://localhost:8000/",
+                                      model_id="no/such-model-here"))
+    assert isinstance(backend, OpenAIHTTPBackend)
+    try:
+        assert backend.url == "http://localhost:8000/v1/completions"
+        assert backend.max_prompt_tokens == 1024 - 96
+        assert backend.count_tokens("x" * 30) == estimate_tokens("x" * 30) == 10  # no tokenizer on disk
+    finally:
+        backend.close()
+
+
+def test_unknown_engine_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        create_backend(settings(engine="tpu"))
+
+
+def test_neuron_engines_delegate_to_the_boot_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    sentinel = object()
+    stub = types.ModuleType("agentfleet.boot.engines")
+    monkeypatch.setitem(sys.modules, "agentfleet.boot.engines", stub)
+    with pytest.raises(ConfigError, match="booted by"):
+        create_backend(settings(engine="vllm-neuron"))
+    stub.create_backend = lambda s: sentinel  # type: ignore[attr-defined]
+    assert create_backend(settings(engine="optimum-neuron")) is sentinel
