@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from agentfleet.catalog import ConfigError
 from agentfleet.model.cpu import TransformersBackend
 from agentfleet.model.factory import create_backend
 from agentfleet.model.openai_http import OpenAIHTTPBackend, estimate_tokens
+from agentfleet.settings import Settings
 
 from .conftest import settings
 
@@ -40,10 +39,16 @@ def test_unknown_engine_is_a_config_error() -> None:
 
 
 def test_neuron_engines_delegate_to_the_boot_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentfleet.boot import engines
+
+    calls: list[str] = []
     sentinel = object()
-    stub = types.ModuleType("agentfleet.boot.engines")
-    monkeypatch.setitem(sys.modules, "agentfleet.boot.engines", stub)
-    with pytest.raises(ConfigError, match="booted by"):
-        create_backend(settings(engine="vllm-neuron"))
-    stub.create_backend = lambda s: sentinel  # type: ignore[attr-defined]
+
+    def record(s: Settings) -> object:
+        calls.append(s.engine)
+        return sentinel
+
+    monkeypatch.setattr(engines, "create_backend", record)
     assert create_backend(settings(engine="optimum-neuron")) is sentinel
+    assert create_backend(settings(engine="vllm-neuron")) is sentinel
+    assert calls == ["optimum-neuron", "vllm-neuron"]
