@@ -86,6 +86,12 @@ def test_notify_succeeds_and_records_outcome(machine: dict[str, Any]) -> None:
     assert _outcome(machine, "d-notify") == "succeeded"
 
 
+def test_notify_survives_a_subject_longer_than_sns_allows(machine: dict[str, Any]) -> None:
+    run = _run(machine, "false", "d-long-subject", subject="s" * 512)
+    assert _wait(machine, run["arn"]) == "SUCCEEDED"
+    assert _outcome(machine, "d-long-subject") == "succeeded"
+
+
 def test_ticket_is_skipped_when_tickets_are_off(machine: dict[str, Any]) -> None:
     run = _run(machine, "false", "d-ticket-off", action="open_ticket")
     assert _wait(machine, run["arn"]) == "SUCCEEDED"
