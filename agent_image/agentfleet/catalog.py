@@ -8,8 +8,9 @@ that synthesizes is one the runtime accepts.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 # Every action an agent may take. The actions state machine routes on these names
 # (constructs/actions.asl.json); "ignore" is a decision not to act and is never dispatched.

@@ -48,11 +48,11 @@ class Emulator:
         return {**CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
 
     def post(self, path: str, body: dict[str, Any]) -> None:
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - our own http://localhost endpoint
             self.endpoint + path, data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10):
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - our own http://localhost endpoint
             pass
 
     def reset(self) -> None:
@@ -85,7 +85,7 @@ def start(port: int | None = None, timeout: float = 30.0, log_path: str | None =
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(emulator.endpoint + "/moto-api/", timeout=2):
+            with urllib.request.urlopen(emulator.endpoint + "/moto-api/", timeout=2):  # noqa: S310 - loopback
                 break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
