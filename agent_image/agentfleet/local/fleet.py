@@ -1,0 +1,196 @@
+"""`make demo`: the whole system on this machine, and proof from the emulator's records that it lost nothing.
+
+Starts moto (server mode, loopback), synthesizes the app and deploys it into the emulator,
+builds the small CPU model, starts N workers and a local approver, replays a scenario into
+the stream, waits until every record is decided or quarantined and every action finished,
+stops everything and writes DIR/summary.json and DIR/summary.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentfleet import logs
+from agentfleet.aws import client
+from agentfleet.local import deploy, emulator, records, replay, report, scenarios, workers
+from agentfleet.local.approver import Approver
+from agentfleet.local.model_prep import prepare_model
+from agentfleet.local.progress import Counts, Progress
+from agentfleet.local.watch import kill_target, poll
+
+log = logs.get(__name__)
+
+
+@dataclass
+class Options:
+    workers: int = 3
+    events: int | None = None
+    scenario: str = "ci-day"
+    kill_one: bool = False
+    out: Path = Path("out/demo")
+    assembly: Path | None = None  # reuse a synthesized cloud assembly instead of running app.py
+    rate: float = 0.0  # records per second; 0 sends the whole scenario at once
+    lease_seconds: int = 6
+    timeout_s: float = 900.0
+    finetune_steps: int = 0  # >0: fine-tune the local model first (minutes, cached) for sensible decisions
+    overrides: dict[str, Any] = field(default_factory=dict)  # extra config-document settings
+
+
+def local_document(deployed: deploy.Deployed, model_dir: Path, opts: Options) -> dict[str, Any]:
+    """The runtime config document the stack wrote to SSM, with the settings that differ on a laptop."""
+    doc = json.loads(client("ssm").get_parameter(Name=deployed.output("RuntimeConfigParameter"))["Parameter"]["Value"])
+    doc.update({
+        "engine": "transformers-cpu", "model_id": "local/tiny-llama", "local_model_dir": str(model_dir),
+        # Workers are processes here, not instances: no Auto Scaling group, no lifecycle hooks, no IMDS.
+        "asg_name": "", "launch_hook_name": "", "termination_hook_name": "",
+        "lease_seconds": opts.lease_seconds, "metrics_mode": "emf",
+        "torch_threads": 1,  # several workers share this machine's cores
+        **opts.overrides,
+    })
+    return doc
+
+
+def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
+    """One local run; returns the summary (also written to opts.out)."""
+    started = time.monotonic()
+    progress = progress or Progress()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    batch = scenarios.load(opts.scenario, opts.events)
+    emu = emulator.start(log_path=str(opts.out / "moto.log"))
+    fleet: list[workers.WorkerProcess] = []
+    approver: Approver | None = None
+    saved_env = {key: os.environ.get(key) for key in emu.env()}
+    try:
+        os.environ.update(emu.env())  # this process's clients talk to the emulator too (fake credentials)
+        assembly = opts.assembly or deploy.synth(opts.out / "cdk.out")
+        progress.note(f"emulator on {emu.endpoint}; deploying {assembly}")
+        deployed = deploy.deploy(assembly, client, emu.endpoint)
+        for note in deployed.notes:
+            progress.note(f"  local deploy: {note}")
+        progress.note("preparing the local model (built in code; cached under .cache/agentfleet)")
+        model_dir = prepare_model(finetune_steps=opts.finetune_steps)
+        doc = local_document(deployed, model_dir, opts)
+        config_path = opts.out / "config.json"
+        config_path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        names = {k: doc[k] for k in ("stream_name", "audit_table", "memory_table", "leases_table",
+                                     "state_machine_arn")}
+        approver = Approver(client("sqs"), client("sns"), client("stepfunctions"), deployed.output("ApprovalTopicArn"))
+        approver.start()
+        env = {**os.environ, **emu.env(), "AGENTFLEET_CONFIG": str(config_path.resolve())}
+        progress.note(f"starting {opts.workers} workers (logs in {opts.out / 'logs'})")
+        fleet = workers.start(opts.workers, env, opts.out / "logs")
+        late = workers.wait_healthy(fleet, timeout=180)
+        progress.note(f"{len(fleet) - len(late)}/{len(fleet)} workers healthy"
+                      + (f"; not healthy: {late} (see {opts.out / 'logs'})" if late else ""))
+        counts = Counts(total=len(batch))
+        sent = replay.put_all(client("kinesis"), names["stream_name"], batch, rate=opts.rate,
+                              on_sent=lambda n: setattr(counts, "sent", n))
+        killed = _wait(opts, fleet, names, sent, approver, counts, progress)
+        progress.note("stopping workers (SIGTERM, drain)")
+        exit_codes = workers.stop_all(fleet, deadline_s=float(doc.get("shutdown_deadline_seconds", 25)) + 5)
+        approver.stop()
+        snap = records.snapshot(client, names)
+        summary = report.summarize(snap, events_sent=len(sent), workers=opts.workers, killed_workers=killed,
+                                   wall_s=time.monotonic() - started, approvals_answered=len(approver.approved),
+                                   scenario=opts.scenario)
+        summary["worker_exit_codes"] = exit_codes
+        summary["local_deploy_notes"] = deployed.notes
+        report.write(summary, opts.out)
+        return summary
+    finally:
+        if approver:
+            approver.stop()
+        workers.stop_all(fleet, deadline_s=5)
+        emu.stop()
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _wait(opts: Options, fleet: list[workers.WorkerProcess], names: dict[str, str], sent: list[replay.Sent],
+          approver: Approver, counts: Counts, progress: Progress) -> list[str]:
+    """Poll the emulator until everything is accounted for; SIGKILL one worker mid-run if asked."""
+    killed: list[str] = []
+    deadline = time.monotonic() + opts.timeout_s
+    while True:
+        state = poll(client, names, sent)
+        counts.accounted, counts.quarantined = state.accounted, state.quarantined
+        counts.actions_started, counts.actions_done = state.actions_started, state.actions_done
+        counts.approvals, counts.workers_alive = len(approver.approved), sum(w.alive for w in fleet)
+        progress.update(counts)
+        if state.done:
+            break
+        if opts.kill_one and not killed and state.accounted >= max(1, len(sent) // 3):
+            victim = kill_target(client, names["leases_table"], fleet)
+            workers.kill(victim)
+            killed.append(victim.worker_id)
+            progress.note(f"killed {victim.worker_id} (SIGKILL) with {state.accounted}/{len(sent)} accounted for")
+        if counts.workers_alive == 0:
+            progress.note("every worker has exited; see the logs under " + str(opts.out / "logs"))
+            break
+        if time.monotonic() > deadline:
+            progress.note(f"timed out after {opts.timeout_s:.0f} s; the summary shows what is missing")
+            break
+        time.sleep(2.0)  # each poll scans the audit table; the emulator shares the CPU with the workers
+    progress.finish(counts)
+    return killed
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m agentfleet.local.fleet", description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=3, help="worker processes (default 3)")
+    parser.add_argument("--events", type=int, default=None, help="send at most this many records")
+    parser.add_argument("--scenario", default="ci-day",
+                        help="shipped scenario (ci-day, noisy) or a path to a JSONL file, one record per line")
+    parser.add_argument("--kill-one", action="store_true", help="SIGKILL one worker a third of the way through")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (default out/demo)")
+    parser.add_argument("--rate", type=float, default=0.0, help="records per second (default: all at once)")
+    parser.add_argument("--assembly", type=Path, default=None, help="deploy this cdk.out instead of synthesizing")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up waiting after this many seconds")
+    parser.add_argument("--finetune-steps", type=int, default=0,
+                        help="fine-tune the local model this many steps first (cached; 0: guided decoding only)")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    if args.events is not None and args.events < 1:
+        parser.error("--events must be at least 1")
+    return Options(workers=args.workers, events=args.events, scenario=args.scenario, kill_one=args.kill_one,
+                   out=args.out, assembly=args.assembly, rate=args.rate, timeout_s=args.timeout,
+                   finetune_steps=args.finetune_steps)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    logs.configure("WARNING")  # this process's own logs: only problems; progress and summary go to the terminal
+    opts = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so run()'s cleanup stops the workers and the emulator it started.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        summary = run(opts)
+    except (deploy.DeployError, FileNotFoundError) as exc:
+        sys.stderr.write(f"local fleet failed: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("local fleet interrupted; workers and emulator stopped\n")
+        return 130
+    sys.stdout.write(report.text(summary) + f"\nwrote {opts.out / 'summary.json'} and {opts.out / 'summary.png'}\n")
+    ok = summary["lost_events"] == 0 and summary["duplicate_actions"] == 0 and summary["missing_actions"] == 0 \
+        and summary["actions_running"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""While the local fleet runs: how far it got (from the emulator's records) and which worker to kill."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentfleet.guardrails import DISPATCHED_OUTCOMES
+from agentfleet.local import records
+from agentfleet.local.replay import Sent
+from agentfleet.local.workers import WorkerProcess
+from agentfleet.tables import LEASES_PK
+
+
+@dataclass(frozen=True)
+class State:
+    accounted: int  # sent records that have a decision or a quarantine record
+    quarantined: int
+    actions_started: int
+    actions_done: int
+    undispatched: int  # decisions that should act but have no execution yet
+    done: bool
+
+
+def poll(clients: Callable[[str], Any], names: dict[str, str], sent: Sequence[Sent]) -> State:
+    """One look at the audit table and the executions; `done` once nothing is left to happen.
+
+    A record is accounted for once a decision or a quarantine record names its stream position
+    (the final summary checks the same thing by event id against the stream read back).
+    """
+    audit = records.read_audit(clients("dynamodb"), names["audit_table"])
+    positions = {(d.get("shard_id"), d.get("sequence_number")) for d in audit.decisions + audit.quarantines}
+    accounted = sum(1 for s in sent if (s.shard_id, s.sequence_number) in positions)
+    executions = records.list_executions(clients("stepfunctions"), names["state_machine_arn"])
+    names_started = {ex["name"] for ex in executions}
+    undispatched = sum(1 for d in audit.decisions
+                       if d.get("outcome") in DISPATCHED_OUTCOMES and d["decision_id"] not in names_started)
+    finished = sum(1 for ex in executions if ex["status"] != "RUNNING")
+    return State(accounted, len(audit.quarantines), len(executions), finished, undispatched,
+                 done=accounted >= len(sent) and undispatched == 0 and finished == len(executions))
+
+
+def kill_target(clients: Callable[[str], Any], leases_table: str, fleet: Sequence[WorkerProcess]) -> WorkerProcess:
+    """The live worker holding the most unexpired shard leases (killing it loses the most in flight)."""
+    now_ms = int(time.time() * 1000)
+    held: dict[str, int] = {}
+    for item in records.scan_all(clients("dynamodb"), leases_table):
+        owner = str(item.get("owner", ""))
+        if owner and int(item.get("lease_expires_ms", 0)) > now_ms and not str(item[LEASES_PK]).startswith(
+                ("worker#", "lock#")):
+            held[owner] = held.get(owner, 0) + 1
+    alive = [w for w in fleet if w.alive]
+    return max(alive, key=lambda w: held.get(w.worker_id, 0))
+
