@@ -11,8 +11,8 @@ import pytest
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
-
 from constructs.cost_controls import CostControls
+
 from stacks.config import FleetConfig
 from stacks.cost import load_context
 from stacks.pricing import PriceRow, PriceTable
