@@ -78,7 +78,7 @@ def start(port: int | None = None, timeout: float = 30.0, log_path: str | None =
     port = port or free_port()
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "agentfleet.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=out, stderr=out, env={**os.environ, **CREDENTIALS},
     )
     emulator = Emulator(port, process)
