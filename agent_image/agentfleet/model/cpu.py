@@ -1,9 +1,10 @@
 """TransformersBackend: batched, guided generation with a causal LM on CPU (local mode and tests).
 
-One decode loop per batch: left-padded prompts, one prefill, then one token per step for the
-whole batch through the KV cache, with the decision grammar (guided.py) choosing each
-sequence's token from a vectorized mask. A sequence stops when its JSON closes; the loop
-stops when all have. Requests beyond `batch_size` are split into consecutive batches.
+One decode loop per batch: each prompt is prefilled on its own (unpadded), its keys and values
+are left-padded into one static cache, then one token per step for the whole batch through
+that cache, with the decision grammar (guided.py) choosing each sequence's token from a
+vectorized mask. A sequence stops when its JSON closes; the loop stops when all have.
+Requests beyond `batch_size` are split into consecutive batches.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, StaticCache
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, StaticCache
 from transformers.utils import logging as hf_logging
 
 from agentfleet import logs
@@ -125,30 +126,36 @@ class TransformersBackend:
         # column on. With a static (preallocated) cache, decode steps write the KV in place
         # instead of re-concatenating the whole cache, which dominated batch-8 step time.
         total = width + self.max_new_tokens
-        input_ids = torch.full((len(rows), width), self._pad, dtype=torch.long)
         attention = torch.zeros((len(rows), total), dtype=torch.long)
         for i, ids in enumerate(rows):  # left padding: every prompt ends at column width-1
-            input_ids[i, width - len(ids) :] = torch.tensor(ids)
             attention[i, width - len(ids) : width] = 1
-        positions = (attention[:, :width].cumsum(-1) - 1).clamp(min=0)
         t1 = time.perf_counter()
 
+        # Prefill row by row: on CPU a prompt's prefill is compute-bound, so batching it saves
+        # nothing, while a padded batch pads every row to the longest and its padding mask takes
+        # the unfused attention path (3.6x slower on the local fleet's prompts, see bench/batching.py).
+        # Positions are per row (0..len-1) either way; padding slots stay zero and masked.
+        logits, keys, values = [], [], []
+        for ids in rows:
+            row_cache = DynamicCache()
+            out = self.model(input_ids=torch.tensor([ids]), past_key_values=row_cache, use_cache=True,
+                             logits_to_keep=1)
+            logits.append(out.logits[:, -1, :])
+            pad = (0, 0, width - len(ids), 0)
+            layers: list[Any] = list(row_cache.layers)  # full-attention layers: keys and values are tensors
+            keys.append([torch.nn.functional.pad(layer.keys, pad) for layer in layers])
+            values.append([torch.nn.functional.pad(layer.values, pad) for layer in layers])
         cache = StaticCache(config=self.model.config, max_cache_len=total)
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        for index in range(len(keys[0])):
+            cache.update(torch.cat([k[index] for k in keys]), torch.cat([v[index] for v in values]), index)
+        last = torch.cat(logits)
         t2 = time.perf_counter()
         steps = 0
-        next_pos = positions[:, -1:] + 1
+        next_pos = torch.tensor([[len(ids)] for ids in rows])
         # The grammar closes every sequence within max_new_tokens, so this loop ends by itself;
         # the bound only turns a grammar bug into an error instead of a hang.
         for steps in range(self.max_new_tokens):
-            tokens = guide.step(out.logits[:, -1, :], self._generator, self.temperature)
+            tokens = guide.step(last, self._generator, self.temperature)
             if guide.done:
                 break
             attention[:, width + steps] = 1
@@ -159,6 +166,7 @@ class TransformersBackend:
                 past_key_values=cache,
                 use_cache=True,
             )
+            last = out.logits[:, -1, :]
             next_pos = next_pos + 1
         if not guide.done:
             raise RuntimeError(f"guided decoding did not close within {self.max_new_tokens} tokens")

@@ -1,0 +1,1 @@
+"""Benchmarks for issue #6: runtime overhead, batching, synth time, local throughput (`make bench`)."""
