@@ -80,10 +80,15 @@ class MemoryStore:
         observations = _bounded([*current.observations, dict(observation)], self.max_items)
         decisions = _bounded([*current.decisions, dict(decision)], self.max_items)
         # Oldest observations go first when over the byte budget (they are the largest: payloads).
-        while observations and len(json.dumps(observations)) + len(json.dumps(decisions)) > MAX_ITEM_JSON_BYTES:
+        # Each item is measured once: json.dumps of a list is its items joined by ", " in brackets.
+        obs_sizes = [len(json.dumps(o)) for o in observations]
+        dec_sizes = [len(json.dumps(d)) for d in decisions]
+        while observations and _listed(obs_sizes) + _listed(dec_sizes) > MAX_ITEM_JSON_BYTES:
             observations.pop(0)
-        while decisions and len(json.dumps(decisions)) > MAX_ITEM_JSON_BYTES:
+            obs_sizes.pop(0)
+        while decisions and _listed(dec_sizes) > MAX_ITEM_JSON_BYTES:
             decisions.pop(0)
+            dec_sizes.pop(0)
         return Memory(current.agent, current.subject, observations, decisions, current.version + 1)
 
     def _put(self, memory: Memory, expected_version: int) -> None:
@@ -101,3 +106,8 @@ class MemoryStore:
             TableName=self.table, Item=item, ConditionExpression=condition,
             ExpressionAttributeNames={"#pk": MEMORY_PK}, ExpressionAttributeValues=values),
             policy=self._policy, what="memory put", sleep=self._sleep)
+
+
+def _listed(sizes: list[int]) -> int:
+    """len(json.dumps(items)) from the items' own serialized lengths."""
+    return sum(sizes) + 2 * max(len(sizes) - 1, 0) + 2

@@ -64,11 +64,11 @@ def _events_block(events: Sequence[Mapping[str, Any]], payloads: Sequence[str], 
     return "\n".join(lines) + "\n\n"
 
 
-def _memory_block(items: Sequence[tuple[str, Mapping[str, Any]]], omitted: int) -> str:
+def _memory_block(items: Sequence[str], omitted: int) -> str:
     lines = ["### Memory (oldest first)"]
     if omitted:
         lines.append(f"({omitted} older memory items omitted to fit the token budget)")
-    lines.extend(f"{kind}: {_compact(item)}" for kind, item in items)
+    lines.extend(items)
     if not items and not omitted:
         lines.append("(no memory yet)")
     return "\n".join(lines) + "\n\n"
@@ -99,17 +99,23 @@ def build_prompt(
     """
     header = _header(agent)
     payloads = [_payload_text(e) for e in events]
-    memory = _timeline(observations, past_decisions)
+    # Each memory item is serialized once; the budget search below only re-joins lines.
+    memory = [f"{kind}: {_compact(item)}" for kind, item in _timeline(observations, past_decisions)]
+    full_events = _events_block(events, payloads, None)
 
     def render(kept: int, cap: int | None) -> str:
         omitted = len(memory) - kept
-        body = _memory_block(memory[omitted:], omitted) + _events_block(events, payloads, cap)
-        return header + DECISION_FORMAT + body + DECISION_CUE
+        events_text = full_events if cap is None else _events_block(events, payloads, cap)
+        return header + DECISION_FORMAT + _memory_block(memory[omitted:], omitted) + events_text + DECISION_CUE
 
+    # The common case: everything fits, one tokenizer call.
+    everything = render(len(memory), None)
+    if count_tokens(everything) <= max_prompt_tokens:
+        return everything
     # Memory: keep the newest `kept` items; the largest kept that fits wins. Token counts
     # are monotone in kept, so a binary search needs O(log n) tokenizer calls.
     if count_tokens(render(0, None)) <= max_prompt_tokens:
-        lo, hi = 0, len(memory)
+        lo, hi = 0, len(memory) - 1
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if count_tokens(render(mid, None)) <= max_prompt_tokens:

@@ -126,7 +126,10 @@ class ShardSet:
         now = time.monotonic()
         for shard_id, reader in list(self.readers.items()):
             recent = now - self._last_checkpoint.get(shard_id, 0.0) < CHECKPOINT_EVERY
-            if recent and not force and not reader.ended:
+            # A full reader reads nothing until a checkpoint frees its finished records; waiting
+            # out the interval would cap a worker at max_pending records per second per shard.
+            full = len(reader.pending) >= reader.max_pending
+            if recent and not force and not reader.ended and not full:
                 continue
             self._checkpoint_one(shard_id, reader, now)
 

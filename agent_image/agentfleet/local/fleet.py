@@ -53,6 +53,9 @@ def local_document(deployed: deploy.Deployed, model_dir: Path, opts: Options) ->
         "asg_name": "", "launch_hook_name": "", "termination_hook_name": "",
         "lease_seconds": opts.lease_seconds, "metrics_mode": "emf",
         "torch_threads": 1,  # several workers share this machine's cores
+        # cdk.json's 4096/256 are sized for the served model on Trainium; the small CPU model
+        # writes ~80-token decisions, and shorter prompts keep CPU prefill from dominating.
+        "sequence_length": 1024, "max_new_tokens": 96,
         **opts.overrides,
     })
     return doc
