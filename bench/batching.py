@@ -60,10 +60,12 @@ class Tally:
 
 
 def settings() -> Settings:
-    """The local fleet's model settings: cdk.json's batch size, sequence length and decision length."""
+    """The local fleet's model settings: cdk.json's batch size, the local mode's sequence and decision length."""
+    from agentfleet.local.fleet import LOCAL_MAX_NEW_TOKENS, LOCAL_SEQUENCE_LENGTH
+
     context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
-    return Settings(batch_size=context["batch_size"], sequence_length=context["sequence_length"],
-                    max_new_tokens=context["max_new_tokens"], model_id="local/tiny-llama")
+    return Settings(batch_size=context["batch_size"], sequence_length=LOCAL_SEQUENCE_LENGTH,
+                    max_new_tokens=LOCAL_MAX_NEW_TOKENS, model_id="local/tiny-llama")
 
 
 def prompts(backend: TransformersBackend) -> list[GenerationRequest]:

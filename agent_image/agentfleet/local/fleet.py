@@ -44,6 +44,12 @@ class Options:
     overrides: dict[str, Any] = field(default_factory=dict)  # extra config-document settings
 
 
+# cdk.json's 4096/256 are sized for the served model on Trainium; the small CPU model writes
+# ~80-token decisions, and shorter prompts keep CPU prefill from dominating. bench/ uses these too.
+LOCAL_SEQUENCE_LENGTH = 1024
+LOCAL_MAX_NEW_TOKENS = 96
+
+
 def local_document(deployed: deploy.Deployed, model_dir: Path, opts: Options) -> dict[str, Any]:
     """The runtime config document the stack wrote to SSM, with the settings that differ on a laptop."""
     doc = json.loads(client("ssm").get_parameter(Name=deployed.output("RuntimeConfigParameter"))["Parameter"]["Value"])
@@ -53,9 +59,7 @@ def local_document(deployed: deploy.Deployed, model_dir: Path, opts: Options) ->
         "asg_name": "", "launch_hook_name": "", "termination_hook_name": "",
         "lease_seconds": opts.lease_seconds, "metrics_mode": "emf",
         "torch_threads": 1,  # several workers share this machine's cores
-        # cdk.json's 4096/256 are sized for the served model on Trainium; the small CPU model
-        # writes ~80-token decisions, and shorter prompts keep CPU prefill from dominating.
-        "sequence_length": 1024, "max_new_tokens": 96,
+        "sequence_length": LOCAL_SEQUENCE_LENGTH, "max_new_tokens": LOCAL_MAX_NEW_TOKENS,
         **opts.overrides,
     })
     return doc
