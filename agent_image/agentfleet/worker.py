@@ -230,8 +230,13 @@ def main() -> int:
     code = worker.run()
     backend.close()
     health.stop()
+    return exit_code(worker, code)
+
+
+def exit_code(worker: Worker, code: int) -> int:
+    """The process's exit code after `worker.run()`. If a batch thread is still inside the model,
+    interpreter teardown would wait on it, so the process exits here and now instead."""
     if worker.abandoned:
-        # A batch thread is still inside the model; interpreter teardown must not wait on it.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from agentfleet import logs
 from agentfleet.settings import resolve
 from agentfleet.shutdown import StopSignal
-from agentfleet.worker import Worker
+from agentfleet.worker import Worker, exit_code
 from tests.runtime.fakes import ScriptedBackend
 
 
@@ -29,12 +29,7 @@ def main() -> int:
     stop = StopSignal()
     stop.install_signal_handlers()
     worker = Worker(settings, backend, stop=stop)
-    code = worker.run()
-    if worker.abandoned:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    return exit_code(worker, worker.run())
 
 
 if __name__ == "__main__":

@@ -135,10 +135,9 @@ def load_backend(settings: Settings) -> ModelBackend:
 
 def _run_worker(settings: Settings, backend: ModelBackend, health: HealthServer, metrics: Metrics,
                 imds: instance.InstanceMetadata) -> int:
-    import os
 
     from agentfleet.shutdown import StopSignal
-    from agentfleet.worker import Worker
+    from agentfleet.worker import Worker, exit_code
 
     stop = StopSignal()
     stop.install_signal_handlers()
@@ -146,13 +145,7 @@ def _run_worker(settings: Settings, backend: ModelBackend, health: HealthServer,
     market = (imds.get("meta-data/instance-life-cycle") or "") if on_ec2 else ""
     worker = Worker(settings, backend, health=health, metrics=metrics, stop=stop, market=market,
                     metadata=imds if (on_ec2 and settings.asg_name) else None)
-    code = worker.run()
-    if worker.abandoned:
-        # A batch thread is still inside the model; interpreter teardown must not wait on it.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    return exit_code(worker, worker.run())
 
 
 def _preflight(settings: Settings) -> None:
