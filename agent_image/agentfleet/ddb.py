@@ -17,8 +17,21 @@ _DESERIALIZER = TypeDeserializer()
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
     """Python values -> attribute values. Floats become Decimal (DynamoDB has no binary floats);
     None values are left out so optional fields do not need NULL handling."""
-    plain = json.loads(json.dumps({k: v for k, v in values.items() if v is not None}), parse_float=Decimal)
-    return {key: _SERIALIZER.serialize(value) for key, value in plain.items()}
+    return {key: _SERIALIZER.serialize(_decimal(value)) for key, value in values.items() if value is not None}
+
+
+def _decimal(obj: Any) -> Any:
+    """What a JSON round trip with parse_float=Decimal gives, without serializing: this runs on
+    every memory and audit write, whose values hold long JSON strings."""
+    if obj is None or isinstance(obj, str | int):  # bool is an int
+        return obj
+    if isinstance(obj, float):
+        return Decimal(repr(obj))
+    if isinstance(obj, Mapping):
+        return {k if isinstance(k, str) else json.dumps(k): _decimal(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_decimal(v) for v in obj]
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
 def value(python_value: Any) -> dict[str, Any]:
