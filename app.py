@@ -3,8 +3,8 @@
 
 import aws_cdk as cdk
 
-from agentfleet.catalog import ConfigError
-from stacks.config import FleetConfig, default_context
+from agentfleet.spec.catalog import ConfigError
+from agentfleet.spec.fleet import FleetConfig, default_context
 from stacks.fleet_app import build
 
 # cdk.json's context are the defaults; the CLI's context (cdk.json plus -c key=value) wins.

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentfleet.catalog import subscribers
-from agentfleet.events import Rejection, parse_record
+from agentfleet.decide.prompt import build_prompt
 from agentfleet.local import scenarios
 from agentfleet.local.model_prep import prepare_model
-from agentfleet.model.base import GenerationRequest
-from agentfleet.model.cpu import TransformersBackend
-from agentfleet.prompt import build_prompt
-from agentfleet.settings import Settings
+from agentfleet.serve.model.base import GenerationRequest
+from agentfleet.serve.model.cpu import TransformersBackend
+from agentfleet.spec.catalog import subscribers
+from agentfleet.spec.events import Rejection, parse_record
+from agentfleet.spec.settings import Settings
 from bench.overhead import bench_agents
 from bench.results import Result
 from bench.sampler import CpuSampler

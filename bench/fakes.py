@@ -17,9 +17,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from agentfleet.coordinator import Changes, ShardInfo
-from agentfleet.leases import Lease
-from agentfleet.model.base import GenerationRequest, GenerationResult
+from agentfleet.ingest.coordinator import Changes, ShardInfo
+from agentfleet.ingest.leases import Lease
+from agentfleet.serve.model.base import GenerationRequest, GenerationResult
 
 _CLAUSE_EXISTS = re.compile(r"attribute_(exists|not_exists)\((#?\w+)\)")
 _CLAUSE_EQUALS = re.compile(r"(#?\w+) = (:\w+)")

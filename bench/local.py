@@ -21,13 +21,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from bench.results import Result
+from bench.sampler import Ticker
 from bench.worker_probe import CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,45 +36,35 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _process_class(cmdline: str) -> str:
-    for marker, name in (("moto.server", "emulator"), ("agentfleet.worker", "workers"),
+    for marker, name in (("moto.server", "emulator"), ("agentfleet.entrypoints.worker", "workers"),
                          ("agentfleet.local.fleet", "fleet driver")):
         if marker in cmdline:
             return name
     return "synth/other"
 
 
-class CpuPoller:
+class CpuPoller(Ticker):
     """Cumulative CPU seconds of every process in one session, every `interval` seconds."""
 
     def __init__(self, session: int, interval: float = 0.5) -> None:
-        self.session, self.interval = session, interval
+        super().__init__(interval, "cpu-poller")
+        self.session = session
         self.snapshots: list[tuple[float, dict[int, tuple[str, float]]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cpu-poller", daemon=True)
 
-    def start(self) -> CpuPoller:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            seen: dict[int, tuple[str, float]] = {}
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
+    def tick(self) -> None:
+        seen: dict[int, tuple[str, float]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) != self.session:  # field 6 of stat: session id
                     continue
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    if int(fields[3]) != self.session:  # field 6 of stat: session id
-                        continue
-                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except (OSError, IndexError, ValueError):
-                    continue
-                seen[int(entry.name)] = (_process_class(cmdline), (int(fields[11]) + int(fields[12])) / _TICK)
-            self.snapshots.append((time.time(), seen))
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+            seen[int(entry.name)] = (_process_class(cmdline), (int(fields[11]) + int(fields[12])) / _TICK)
+        self.snapshots.append((time.time(), seen))
 
     def cpu_between(self, start: float, end: float) -> dict[str, float]:
         """CPU seconds per process class used between two epoch times (nearest snapshots)."""

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentfleet import logs
-from agentfleet.catalog import AgentSpec, parse_agents
+from agentfleet.entrypoints.worker import Clients, Worker
 from agentfleet.local import scenarios
-from agentfleet.metrics import Metrics
-from agentfleet.settings import Settings
-from agentfleet.worker import Clients, Worker
+from agentfleet.ops import logs
+from agentfleet.ops.metrics import Metrics
+from agentfleet.spec.catalog import AgentSpec, parse_agents
+from agentfleet.spec.settings import Settings
 from bench.fakes import FakeDynamoDB, FakeKinesis, FakeStepFunctions, HeldLeases, InstantModel
 from bench.results import Result
 from bench.sampler import CpuSampler
@@ -52,7 +52,7 @@ LABELS = {
     "audit set_execution": "audit.py:AuditLog.set_execution",
     "memory write (MemoryStore.record)": "memory.py:MemoryStore.record",
     "structured logging (all call sites)": "logging/__init__.py:Logger._log",
-    "DynamoDB item conversion (ddb.to_item/from_item)": "agentfleet/ddb.py:",
+    "DynamoDB item conversion (ddb.to_item/from_item)": "agentfleet/ops/ddb.py:",
     "jsonschema (events + decisions)": "jsonschema/",
     "metrics": "metrics.py:Metrics.",
 }

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import Any
+from typing import Any, Self
 
 Stack = tuple[str, ...]
 
@@ -38,6 +38,30 @@ def stack_of(frame: FrameType | None) -> Stack:
         names.append(_frame_name(frame))
         frame = frame.f_back
     return tuple(reversed(names))
+
+
+class Ticker:
+    """A daemon thread that calls `tick()` every `interval` seconds of wall time until `stop()`."""
+
+    def __init__(self, interval: float, name: str) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
 
 
 class Profile:
@@ -95,7 +119,7 @@ class CpuSampler(Profile):
         self.running = False
 
 
-class WallSampler(Profile):
+class WallSampler(Profile, Ticker):
     """Every thread but itself, every `interval` seconds of wall time, until `stop()`.
 
     `on_tick(epoch seconds, {thread name: stack})` sees each tick as a whole (to classify what the
@@ -104,29 +128,19 @@ class WallSampler(Profile):
 
     def __init__(self, interval: float = 0.005, on_tick: Callable[[float, dict[str, Stack]], None] | None = None,
                  keep_stacks: bool = True) -> None:
-        super().__init__()
-        self.interval, self.on_tick, self.keep_stacks = interval, on_tick, keep_stacks
+        Profile.__init__(self)
+        Ticker.__init__(self, interval, "bench-sampler")
+        self.on_tick, self.keep_stacks = on_tick, keep_stacks
         self.ticks = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
 
-    def start(self) -> WallSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
+    def tick(self) -> None:
         me = threading.get_ident()
-        while not self._stop.wait(self.interval):
-            names = {t.ident: t.name for t in threading.enumerate()}
-            tick = {names.get(ident, str(ident)): stack_of(frame)
-                    for ident, frame in sys._current_frames().items() if ident != me}
-            self.ticks += 1
-            if self.keep_stacks:
-                for name, stack in tick.items():
-                    self.stacks[(name, stack)] += 1
-            if self.on_tick is not None:
-                self.on_tick(time.time(), tick)
+        names = {t.ident: t.name for t in threading.enumerate()}
+        tick = {names.get(ident, str(ident)): stack_of(frame)
+                for ident, frame in sys._current_frames().items() if ident != me}
+        self.ticks += 1
+        if self.keep_stacks:
+            for name, stack in tick.items():
+                self.stacks[(name, stack)] += 1
+        if self.on_tick is not None:
+            self.on_tick(time.time(), tick)

@@ -63,7 +63,7 @@ def probe(variant: str, out: Path) -> dict[str, float]:
     t0 = time.perf_counter()
     import aws_cdk as cdk
 
-    from stacks.config import FleetConfig, default_context
+    from agentfleet.spec.fleet import FleetConfig, default_context
     from stacks.fleet_app import build, build_stacks
     t1 = time.perf_counter()
     context = default_context()

@@ -30,7 +30,7 @@ CLASSES = ("model", "emulator", "sdk", "runtime", "idle")
 
 
 def classify_thread(stack: Stack) -> str:
-    if any("agentfleet/model/" in f and ".generate" in f for f in stack):
+    if any("agentfleet/serve/model/" in f and ".generate" in f for f in stack):
         return "model"
     innermost = stack[-1] if stack else ""
     if any("botocore/" in f for f in stack):

@@ -8,7 +8,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from agentfleet import tables as keys
+from agentfleet.spec import tables as keys
 
 
 class AgentState(Construct):

@@ -11,8 +11,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from agentfleet import metric_names as m
-from stacks.config import FleetConfig
+from agentfleet.spec import metric_names as m
+from agentfleet.spec.fleet import FleetConfig
 
 LAUNCH_HOOK = "agentfleet-model-ready"
 TERMINATION_HOOK = "agentfleet-drain"

@@ -15,8 +15,8 @@ from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from agentfleet import metric_names as m
-from stacks.config import FleetConfig
+from agentfleet.spec import metric_names as m
+from agentfleet.spec.fleet import FleetConfig
 
 SECTIONS = ("Ingest", "Agents", "Fleet", "Neuron", "Actions", "Cost")
 _5MIN = Duration.minutes(5)
@@ -25,7 +25,7 @@ _5MIN = Duration.minutes(5)
 class Observability(Construct):
     """Creates `alarm_topic` (KMS-encrypted SNS), `dashboard` (sections: SECTIONS) and `alarms`.
 
-    Runtime metric names come from agentfleet.metric_names, the module the workers use.
+    Runtime metric names come from agentfleet.spec.metric_names, the module the workers use.
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: FleetConfig, stream: kinesis.IStream,

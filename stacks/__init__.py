@@ -1,1 +1,1 @@
-"""The app's stacks: one per deployable unit. Config lives in stacks.config."""
+"""The app's stacks: one per deployable unit. Config lives in agentfleet.spec.fleet."""

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agentfleet.catalog import ConfigError
+from agentfleet.spec.catalog import ConfigError
+from agentfleet.spec.fleet import FleetConfig
 from stacks import cost_model as cm
 from stacks import cost_report, pricing
-from stacks.config import FleetConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def refresh(table: pricing.PriceTable, types: list[str], spot_types: list[str], 
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from agentfleet.aws import client
+    from agentfleet.ops.aws import client
     from stacks.price_refresh import PRICING_REGION, fetch_on_demand, fetch_spot
 
     if boto3.session.Session().get_credentials() is None:

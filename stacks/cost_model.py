@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from stacks.config import FleetConfig
+from agentfleet.spec.fleet import FleetConfig
 from stacks.pricing import PriceTable, on_demand_id, spot_id, throughput_id
 
 HOURS_PER_MONTH = 730.0  # AWS pricing pages' convention for a month
@@ -37,7 +37,7 @@ class Workload:
     # (constructs/actions.asl.json, the plain notify path).
     transitions_per_action: float = 8.0
     log_kb_per_event: float = 1.0  # one structured JSON log line per event
-    # agentfleet.metric_names: 19 metric names + per-value series (7 outcomes, 5 reasons, 7 phases, 2 markets)
+    # agentfleet.spec.metric_names: 19 metric names + per-value series (7 outcomes, 5 reasons, 7 phases, 2 markets)
     custom_metrics: int = 40
     alarms: int = 10
     dashboards: int = 1
@@ -247,3 +247,4 @@ def _total(values: list[float | None]) -> float | None:
 
 def _per_m(total: float | None, tokens: float | None) -> float | None:
     return None if total is None or not tokens else total / (tokens / 1e6)
+

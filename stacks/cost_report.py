@@ -6,8 +6,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from agentfleet.spec.fleet import FleetConfig
 from stacks import cost_model as cm
-from stacks.config import FleetConfig
 from stacks.pricing import HOW_TO_SUPPLY, PriceTable
 
 NOT_INCLUDED = ("data transfer", "NAT gateway / VPC endpoints", "KMS", "Secrets Manager", "ECR", "SNS",

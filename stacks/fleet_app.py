@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from stacks.config import FleetConfig
+from agentfleet.spec.fleet import FleetConfig
 from stacks.fleet_stack import FleetStack
 from stacks.observability_stack import ObservabilityStack
 from stacks.state_stack import StateStack

@@ -13,7 +13,7 @@ from constructs import Construct
 from constructs.actions import Actions
 from constructs.neuron_fleet import LAUNCH_HOOK, TERMINATION_HOOK, NeuronFleet
 
-from stacks.config import FleetConfig
+from agentfleet.spec.fleet import FleetConfig
 from stacks.state_stack import StateStack
 
 IMAGE_DIRECTORY = str(Path(__file__).resolve().parent.parent / "agent_image")

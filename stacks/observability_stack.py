@@ -6,12 +6,13 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
-from constructs.cost_controls import CostControls
+from constructs.cost_controls import CostControls, HourlyPrices
 from constructs.observability import Observability
 
-from stacks.config import FleetConfig
+from agentfleet.spec.fleet import FleetConfig
+from stacks import cost_model as cm
 from stacks.fleet_stack import FleetStack
-from stacks.pricing import PriceTable, with_context
+from stacks.pricing import HOW_TO_SUPPLY, PriceTable, on_demand_id, with_context
 from stacks.state_stack import StateStack
 
 
@@ -28,7 +29,26 @@ class ObservabilityStack(Stack):
         group_name = fleet.fleet.group.auto_scaling_group_name
         self.cost = CostControls(self, "CostControls", config=config, alarm_topic=self.observability.alarm_topic,
                                  asg_name=group_name,
-                                 prices=with_context(PriceTable.shipped(), config.cost_prices or None))
+                                 prices=dashboard_prices(config, with_context(PriceTable.shipped(),
+                                                                              config.cost_prices or None)))
         self.observability.add_section("Cost", self.cost.widgets)
         CfnOutput(self, "AlarmTopicArn", value=self.observability.alarm_topic.topic_arn)
         CfnOutput(self, "DashboardName", value=self.observability.dashboard.dashboard_name)
+
+
+def dashboard_prices(config: FleetConfig, table: PriceTable) -> HourlyPrices:
+    """The dashboard's per-instance $/hour for what the group may launch (the mix, or the only type)."""
+    scenario = cm.scenarios(config)[-1]
+    p = cm.scenario_prices(scenario, table)
+    types = list(dict.fromkeys(scenario.od_types + scenario.spot_types))
+    if p["od_price"] is None or p["spot_price"] is None:
+        missing = [on_demand_id(t) for t in types if table.on_demand(t) is None] or ["ec2/spot-discount"]
+        note = (f"### Cost\n$/hour is not shown: no price for {', '.join(f'`{m}`' for m in missing)} "
+                f"(never estimated). To supply it: {HOW_TO_SUPPLY.format(id=missing[0])}.")
+        return HourlyPrices(None, None, note, cm.HOURS_PER_MONTH)
+    rows = [table.rows[on_demand_id(t)] for t in types]
+    basis = "; ".join(f"`{r.id}` ${r.value:g}/h ({r.status}, {r.region or 'no region'}, {r.date})" for r in rows)
+    note = (f"### Cost estimate\nOn-Demand ${p['od_price']:.4f}/h and Spot ${p['spot_price']:.4f}/h per instance "
+            f"({scenario.name}). Prices: {basis}. Spot without an observed price is On-Demand less "
+            f"`ec2/spot-discount`. Excludes services; `make cost` has the full estimate.")
+    return HourlyPrices(p["od_price"], p["spot_price"], note, cm.HOURS_PER_MONTH)

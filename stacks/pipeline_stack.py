@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import pipelines
 from constructs import Construct
 
-from stacks.config import FleetConfig
+from agentfleet.spec.fleet import FleetConfig
 
 
 class FleetStage(cdk.Stage):

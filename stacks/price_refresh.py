@@ -1,7 +1,7 @@
 """Live prices: the AWS Price List API (On-Demand) and Spot price history, as PriceRows.
 
 Parsing is separate from calling so tests run on recorded responses. Clients are injected
-(`agentfleet.aws.client` in the CLI), so the emulator or a stub can stand in for AWS.
+(`agentfleet.ops.aws.client` in the CLI), so the emulator or a stub can stand in for AWS.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from constructs.agent_state import AgentState
 from constructs.compile_cache import CompileCache
 from constructs.ingest import Ingest
 
-from stacks.config import FleetConfig
+from agentfleet.spec.fleet import FleetConfig
 
 
 class StateStack(Stack):

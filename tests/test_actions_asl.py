@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agentfleet.aws import client
+from agentfleet.ops.aws import client
 
 ASL = Path(__file__).resolve().parent.parent / "constructs" / "actions.asl.json"
 pytestmark = pytest.mark.integration

@@ -13,8 +13,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 from constructs.cost_controls import CostControls
 
-from stacks.config import FleetConfig
+from agentfleet.spec.fleet import FleetConfig
 from stacks.cost import load_context
+from stacks.observability_stack import dashboard_prices
 from stacks.pricing import PriceRow, PriceTable
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
@@ -27,7 +28,8 @@ def _config(*overrides: str) -> FleetConfig:
 def _synth(config: FleetConfig, prices: PriceTable | None = None) -> tuple[Template, CostControls]:
     stack = cdk.Stack(cdk.App(), "CostTest", env=cdk.Environment(account="123456789012", region="us-east-1"))
     topic = sns.Topic(stack, "Alarms")
-    controls = CostControls(stack, "Cost", config=config, alarm_topic=topic, asg_name="fleet-asg", prices=prices)
+    controls = CostControls(stack, "Cost", config=config, alarm_topic=topic, asg_name="fleet-asg",
+                            prices=dashboard_prices(config, prices or PriceTable.shipped()))
     cloudwatch.Dashboard(stack, "Dashboard", widgets=[controls.widgets])
     return Template.from_stack(stack), controls
 

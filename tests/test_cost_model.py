@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from agentfleet.spec.fleet import FleetConfig
 from stacks import cost_model as cm
-from stacks.config import FleetConfig
 from stacks.cost import load_context
 from stacks.pricing import PriceRow, PriceTable
 

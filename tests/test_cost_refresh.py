@@ -79,7 +79,7 @@ def test_live_spot_row_replaces_the_assumed_discount() -> None:
 
 @pytest.mark.integration
 def test_fetch_spot_against_the_emulator(aws_env: Any) -> None:
-    from agentfleet.aws import client
+    from agentfleet.ops.aws import client
 
     rows = fetch_spot(client("ec2", region_name="us-east-1"), ["inf2.48xlarge", "trn2.48xlarge"], "us-east-1")
     # The emulator offers inf2.48xlarge in us-east-1 (at a token price) but no trn2 there, like AWS.

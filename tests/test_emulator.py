@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agentfleet.aws import client
+from agentfleet.ops.aws import client
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentfleet.boot.sequence import BootDeps
-from agentfleet.metrics import Metrics
-from agentfleet.model.base import GenerationRequest, GenerationResult
-from agentfleet.settings import Settings
+from agentfleet.ops.metrics import Metrics
+from agentfleet.serve.boot.sequence import BootDeps
+from agentfleet.serve.model.base import GenerationRequest, GenerationResult
+from agentfleet.spec.settings import Settings
 
 
 class FakeBackend:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from boot_fakes import BootAws
 
-from agentfleet import tables
+from agentfleet.spec import tables
 
 
 @pytest.fixture(scope="session")

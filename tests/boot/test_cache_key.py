@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from agentfleet.boot.cache_key import CacheKeyInputs, instance_family
-from agentfleet.settings import Settings
+from agentfleet.serve.boot.cache_key import CacheKeyInputs, instance_family
+from agentfleet.spec.settings import Settings
 
 BASE = CacheKeyInputs(
     model_id="meta-llama/Llama-3.2-1B-Instruct", model_revision="abc123", engine="vllm-neuron",

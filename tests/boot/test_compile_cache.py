@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from boot_fakes import BootAws, FakeBackend, RecordingEngine, emitted, memory_metrics
 
-from agentfleet.boot.compile_cache import MANIFEST, CacheEntryError, S3CompileCache, sha256_file
-from agentfleet.boot.sequence import WARMUP_PROMPT, Boot, BootError
+from agentfleet.serve.boot.compile_cache import MANIFEST, CacheEntryError, S3CompileCache, sha256_file
+from agentfleet.serve.boot.sequence import WARMUP_PROMPT, Boot, BootError
 
 pytestmark = pytest.mark.integration
 

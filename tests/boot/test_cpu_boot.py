@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from boot_fakes import BootAws, emitted, memory_metrics
 
-from agentfleet.boot.compile_cache import LOCAL_MARKER
-from agentfleet.boot.engines import CpuEngine
-from agentfleet.boot.main import main
-from agentfleet.boot.sequence import Boot
-from agentfleet.catalog import ConfigError
-from agentfleet.model.base import GenerationRequest
+from agentfleet.entrypoints.boot import main
+from agentfleet.serve.boot.compile_cache import LOCAL_MARKER
+from agentfleet.serve.boot.engines import CpuEngine
+from agentfleet.serve.boot.sequence import Boot
+from agentfleet.serve.model.base import GenerationRequest
+from agentfleet.spec.catalog import ConfigError
 
 pytestmark = pytest.mark.integration
-pytest.importorskip("agentfleet.model.cpu")
+pytest.importorskip("agentfleet.serve.model.cpu")
 # Both tests use one cache entry in the session bucket: the entry-point test then boots from a hit.
 SHARED_REVISION = f"seed-0-{uuid.uuid4().hex[:8]}"
 

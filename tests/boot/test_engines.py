@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from boot_fakes import BootAws, FakeBackend
 
-from agentfleet.boot.vllm_neuron import VllmNeuronEngine, serve_command
-from agentfleet.boot.weights import fetch_weights, hf_token
-from agentfleet.settings import Settings
+from agentfleet.serve.boot.vllm_neuron import VllmNeuronEngine, serve_command
+from agentfleet.serve.boot.weights import fetch_weights, hf_token
+from agentfleet.spec.settings import Settings
 
 FAKE_VLLM = """#!{python}
 # Stand-in for `vllm serve`: record argv/env, "compile" into VLLM_CACHE_ROOT, serve GET /health.

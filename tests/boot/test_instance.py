@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agentfleet.instance import InstanceMetadata, InstanceMetadataError
+from agentfleet.ops.instance import InstanceMetadata, InstanceMetadataError
 
 
 class FakeImds:

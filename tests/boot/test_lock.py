@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from boot_fakes import BootAws, RecordingEngine, memory_metrics
 
-from agentfleet.boot.cache_key import CacheKeyInputs
-from agentfleet.boot.lock import CompileLock, LockLost
-from agentfleet.boot.sequence import Boot, BootResult
+from agentfleet.serve.boot.cache_key import CacheKeyInputs
+from agentfleet.serve.boot.lock import CompileLock, LockLost
+from agentfleet.serve.boot.sequence import Boot, BootResult
 
 pytestmark = pytest.mark.integration
 

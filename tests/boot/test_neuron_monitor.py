@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from boot_fakes import emitted, memory_metrics
 
-from agentfleet.boot.neuron_monitor import consume, parse_report
+from agentfleet.serve.boot.neuron_monitor import consume, parse_report
 
 SAMPLE = Path(__file__).parent / "data" / "neuron_monitor_report.json"
 

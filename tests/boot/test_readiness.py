@@ -15,10 +15,11 @@ import pytest
 from boot_fakes import BootAws, RecordingEngine, emitted, memory_metrics
 from botocore.exceptions import ClientError
 
-from agentfleet.boot.main import boot_and_signal, resolve_target
-from agentfleet.boot.sequence import BootError
-from agentfleet.health import HealthServer
-from agentfleet.instance import complete_lifecycle_action
+from agentfleet.entrypoints.boot import boot_and_signal
+from agentfleet.ops.health import HealthServer
+from agentfleet.ops.instance import complete_lifecycle_action
+from agentfleet.serve.boot.load import resolve_target
+from agentfleet.serve.boot.sequence import BootError
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +126,7 @@ def test_resolve_target_rejects_impossible_pairs(boot_aws: BootAws, tmp_path: Pa
     assert resolve_target(settings, FakeImds("trn3.48xlarge")).engine == "vllm-neuron"  # type: ignore[arg-type]
     with pytest.raises(BootError, match="unreachable"):
         resolve_target(settings, FakeImds(None))  # type: ignore[arg-type]
-    from agentfleet.boot.engines import create_engine
+    from agentfleet.serve.boot.engines import create_engine
 
     with pytest.raises(ValueError, match="no Trn3 support"):
         create_engine(boot_aws.settings(tmp_path, engine="optimum-neuron"), "trn3")

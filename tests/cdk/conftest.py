@@ -9,7 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from stacks.config import FleetConfig, default_context
+from agentfleet.spec.fleet import FleetConfig, default_context
 from stacks.fleet_app import build
 
 

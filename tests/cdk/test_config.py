@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agentfleet.catalog import ConfigError
-from stacks.config import default_context
+from agentfleet.spec.catalog import ConfigError
+from agentfleet.spec.fleet import default_context
 from tests.cdk.conftest import make_config
 
 AGENT = {"name": "a", "system_prompt": "p", "subscribes_to": ["ci.failed"], "allowed_actions": ["notify"]}
@@ -74,7 +74,7 @@ def test_missing_key_is_named() -> None:
     context = default_context()
     del context["batch_size"]
     with pytest.raises(ConfigError, match="context key 'batch_size' is missing"):
-        from stacks.config import FleetConfig
+        from agentfleet.spec.fleet import FleetConfig
 
         FleetConfig.from_context(context.get)
 

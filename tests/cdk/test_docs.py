@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from stacks.config import FleetConfig, default_context
+from agentfleet.spec.fleet import FleetConfig, default_context
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

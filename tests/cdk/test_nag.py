@@ -8,7 +8,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import IConstruct
 
-from stacks.config import default_context
+from agentfleet.spec.fleet import default_context
 from stacks.fleet_app import build
 from tests.cdk.conftest import make_config
 

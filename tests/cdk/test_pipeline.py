@@ -9,8 +9,8 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from agentfleet.catalog import ConfigError
-from stacks.config import default_context
+from agentfleet.spec.catalog import ConfigError
+from agentfleet.spec.fleet import default_context
 from stacks.fleet_app import build
 from tests.cdk.conftest import make_config
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from aws_cdk.assertions import Capture, Match, Template
 
-from agentfleet import metric_names as m
-from agentfleet import tables
+from agentfleet.spec import metric_names as m
+from agentfleet.spec import tables
 
 Get = Callable[[str], Template]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from agentfleet.aws import client
 from agentfleet.local import cfn_prep, deploy
 from agentfleet.local.emulator import Emulator
+from agentfleet.ops.aws import client
 
 from . import hand_assembly
 

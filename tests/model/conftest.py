@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentfleet.model.cpu import TransformersBackend
-from agentfleet.model.tiny import build_local_model
-from agentfleet.settings import Settings
+from agentfleet.serve.model.cpu import TransformersBackend
+from agentfleet.serve.model.tiny import build_local_model
+from agentfleet.spec.settings import Settings
 
 # The CI box is shared; one intra-op thread keeps these tests from fighting each other.
 torch.set_num_threads(1)

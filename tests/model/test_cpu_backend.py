@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agentfleet.catalog import AgentSpec
-from agentfleet.decisions import parse_decision
-from agentfleet.model.base import GenerationRequest
-from agentfleet.model.cpu import TransformersBackend
-from agentfleet.prompt import build_prompt
+from agentfleet.decide.prompt import build_prompt
+from agentfleet.serve.model.base import GenerationRequest
+from agentfleet.serve.model.cpu import TransformersBackend
+from agentfleet.spec.catalog import AgentSpec
+from agentfleet.spec.decisions import parse_decision
 
 ALLOWED = [
     ("notify",), ("ignore",), ("open_ticket",), ("call_webhook",),

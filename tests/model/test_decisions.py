@@ -7,7 +7,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from agentfleet.decisions import (
+from agentfleet.spec.decisions import (
     DECISION_SCHEMA,
     DECISION_SCHEMA_VERSION,
     MAX_PARAMS_CHARS,

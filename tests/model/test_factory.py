@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from agentfleet.catalog import ConfigError
-from agentfleet.model.cpu import TransformersBackend
-from agentfleet.model.factory import create_backend
-from agentfleet.model.openai_http import OpenAIHTTPBackend, estimate_tokens
-from agentfleet.settings import Settings
+from agentfleet.serve.model.cpu import TransformersBackend
+from agentfleet.serve.model.factory import create_backend
+from agentfleet.serve.model.openai_http import OpenAIHTTPBackend, estimate_tokens
+from agentfleet.spec.catalog import ConfigError
+from agentfleet.spec.settings import Settings
 
 from .conftest import settings
 
@@ -39,7 +39,7 @@ def test_unknown_engine_is_a_config_error() -> None:
 
 
 def test_neuron_engines_delegate_to_the_boot_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentfleet.boot import engines
+    from agentfleet.serve.boot import load
 
     calls: list[str] = []
     sentinel = object()
@@ -48,7 +48,7 @@ def test_neuron_engines_delegate_to_the_boot_module(monkeypatch: pytest.MonkeyPa
         calls.append(s.engine)
         return sentinel
 
-    monkeypatch.setattr(engines, "create_backend", record)
+    monkeypatch.setattr(load, "load_backend", record)
     assert create_backend(settings(engine="optimum-neuron")) is sentinel
     assert create_backend(settings(engine="vllm-neuron")) is sentinel
     assert calls == ["optimum-neuron", "vllm-neuron"]

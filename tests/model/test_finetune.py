@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
-from agentfleet.decisions import parse_decision
-from agentfleet.model.cpu import TransformersBackend
-from agentfleet.model.finetune import finetune, synthetic_example, training_pair
+from agentfleet.local.finetune import finetune, synthetic_example, training_pair
+from agentfleet.serve.model.cpu import TransformersBackend
+from agentfleet.spec.decisions import parse_decision
 
 
 def test_targets_are_valid_decisions_that_follow_the_rules(backend: TransformersBackend) -> None:

@@ -8,10 +8,10 @@ import random
 import pytest
 import torch
 
-from agentfleet.decisions import parse_decision
-from agentfleet.model.base import GenerationRequest
-from agentfleet.model.cpu import TransformersBackend
-from agentfleet.model.guided import GuidedBatch, decision_token_ids
+from agentfleet.serve.model.base import GenerationRequest
+from agentfleet.serve.model.cpu import TransformersBackend
+from agentfleet.serve.model.guided import GuidedBatch, decision_token_ids
+from agentfleet.spec.decisions import parse_decision
 
 ACTIONS = ("notify", "open_ticket", "call_webhook", "ignore", "notify_all")  # notify/notify_all share a prefix
 

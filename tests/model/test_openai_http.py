@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from agentfleet.decisions import parse_decision
-from agentfleet.model.base import GenerationRequest
-from agentfleet.model.openai_http import ModelServerError, OpenAIHTTPBackend
+from agentfleet.serve.model.base import GenerationRequest
+from agentfleet.serve.model.openai_http import ModelServerError, OpenAIHTTPBackend
+from agentfleet.spec.decisions import parse_decision
 
 
 class FakeServer:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from agentfleet.catalog import AgentSpec
-from agentfleet.model.cpu import TransformersBackend
-from agentfleet.prompt import build_prompt
+from agentfleet.decide.prompt import build_prompt
+from agentfleet.serve.model.cpu import TransformersBackend
+from agentfleet.spec.catalog import AgentSpec
 
 AGENT = AgentSpec(
     "alarm-responder", "You watch CloudWatch alarms. Ignore alarms returning to OK.",

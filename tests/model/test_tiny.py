@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from agentfleet.catalog import ACTION_CATALOG
-from agentfleet.model.tiny import METADATA_FILE, build_local_model, corpus_lines, is_built
+from agentfleet.serve.model.tiny import METADATA_FILE, build_local_model, corpus_lines, is_built
+from agentfleet.spec.catalog import ACTION_CATALOG
 
 
 def test_same_seed_same_files_other_seed_other_weights(tiny_dir: Path, tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agentfleet.aws import client
-from agentfleet.resources import ResourceNames, create_resources
-from agentfleet.worker import Worker
+from agentfleet.entrypoints.worker import Worker
+from agentfleet.local.resources import ResourceNames, create_resources
+from agentfleet.ops.aws import client
 from tests.runtime.support import COUNTER, TEST_AGENTS, Fleet, RunningWorker
 
 
@@ -43,6 +43,6 @@ def running() -> Iterator[Callable[[Worker], RunningWorker]]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real small CPU model, built once (a seeded Llama + tokenizer trained in code)."""
-    from agentfleet.model.tiny import build_local_model
+    from agentfleet.serve.model.tiny import build_local_model
 
     return build_local_model(tmp_path_factory.mktemp("model") / "tiny")

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agentfleet.model.base import GenerationRequest, GenerationResult
+from agentfleet.serve.model.base import GenerationRequest, GenerationResult
 
 _WANT = re.compile(r'"want": "([a-z_]+)"')
 

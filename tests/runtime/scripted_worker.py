@@ -1,6 +1,6 @@
 """A worker process with the scripted backend (for subprocess tests that control model timing).
 
-Settings come from the environment exactly as for `python -m agentfleet.worker`;
+Settings come from the environment exactly as for `python -m agentfleet.entrypoints.worker`;
 AGENTFLEET_TEST_DELAY (seconds per batch) and AGENTFLEET_TEST_MARKER (file written when a
 batch starts) shape the backend.
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for tests.runtime
 
-from agentfleet import logs
-from agentfleet.settings import resolve
-from agentfleet.shutdown import StopSignal
-from agentfleet.worker import Worker, exit_code
+from agentfleet.entrypoints.worker import Worker, exit_code
+from agentfleet.ops import logs
+from agentfleet.ops.shutdown import StopSignal
+from agentfleet.spec.settings import resolve
 from tests.runtime.fakes import ScriptedBackend
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentfleet.catalog import parse_agents
-from agentfleet.resources import ResourceNames, Resources, config_document
-from agentfleet.settings import Settings, resolve
-from agentfleet.tables import AUDIT_INDEX, KIND_DECISION, KIND_QUARANTINE
-from agentfleet.worker import Worker
+from agentfleet.entrypoints.worker import Worker
+from agentfleet.local.resources import ResourceNames, Resources, config_document
+from agentfleet.spec.catalog import parse_agents
+from agentfleet.spec.settings import Settings, resolve
+from agentfleet.spec.tables import AUDIT_INDEX, KIND_DECISION, KIND_QUARANTINE
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = itertools.count()
@@ -106,7 +106,7 @@ class Fleet:
         return out
 
     def audit(self, kind: str) -> list[dict[str, Any]]:
-        from agentfleet.ddb import from_item
+        from agentfleet.ops.ddb import from_item
 
         items, kwargs = [], {"TableName": self.names.audit_table, "IndexName": AUDIT_INDEX,
                              "KeyConditionExpression": "kind = :k", "ExpressionAttributeValues": {":k": {"S": kind}}}
@@ -133,7 +133,7 @@ class Fleet:
             kwargs["nextToken"] = page["nextToken"]
 
     def leases(self) -> list[dict[str, Any]]:
-        from agentfleet.ddb import from_item
+        from agentfleet.ops.ddb import from_item
 
         items = self.clients["dynamodb"].scan(TableName=self.names.leases_table, ConsistentRead=True)["Items"]
         return [from_item(i) for i in items if not i["shard_id"]["S"].startswith(("worker#", "lock#"))]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from agentfleet import metric_names
-from agentfleet.metrics import Metrics
-from agentfleet.worker import Worker
+from agentfleet.entrypoints.worker import Worker
+from agentfleet.ops.metrics import Metrics
+from agentfleet.spec import metric_names
 from tests.runtime.fakes import ScriptedBackend
 from tests.runtime.support import Fleet, event, wait_for_count
 

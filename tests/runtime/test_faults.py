@@ -1,7 +1,7 @@
 """Throttling, 5xx and lost responses from AWS: retries succeed and nothing is lost or done twice.
 
 botocore's own retries are switched off for the worker's clients, so what recovers here
-is the runtime's: agentfleet.retry (backoff, full jitter), conditional writes that make a
+is the runtime's: agentfleet.ops.retry (backoff, full jitter), conditional writes that make a
 repeated write harmless, and the loop re-reading what it could not finish.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from agentfleet.aws import client
-from agentfleet.catalog import subscribers
-from agentfleet.worker import Clients, Worker
+from agentfleet.entrypoints.worker import Clients, Worker
+from agentfleet.ops.aws import client
+from agentfleet.spec.catalog import subscribers
 from tests.runtime.fakes import ScriptedBackend
 from tests.runtime.faulty_proxy import FaultyProxy
 from tests.runtime.support import Fleet, event, wait_for_count
@@ -44,7 +44,7 @@ def test_injected_throttling_and_server_errors_are_retried_and_nothing_is_lost(
         proxy.stop()
     assert all(count > 0 for count in proxy.injected.values()), proxy.injected
     messages = Counter(record.getMessage() for record in caplog.records)
-    assert messages["retrying"] > 0, "agentfleet.retry did the retrying"
+    assert messages["retrying"] > 0, "agentfleet.ops.retry did the retrying"
     print("faults", proxy.injected, "forwarded", proxy.forwarded, "log", dict(messages))
     assert Counter((d["event_ids"][0], d["agent"]) for d in decisions) == expected
     assert {d["outcome"] for d in decisions} == {"acted"}

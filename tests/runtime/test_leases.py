@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentfleet.leases import SHARD_END, LeaseTable
+from agentfleet.ingest.leases import SHARD_END, LeaseTable
 from tests.runtime.support import Fleet
 
 pytestmark = pytest.mark.integration

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from agentfleet.catalog import subscribers
-from agentfleet.model.base import GenerationRequest, GenerationResult
-from agentfleet.model.cpu import TransformersBackend
-from agentfleet.settings import Settings
-from agentfleet.worker import Worker
+from agentfleet.entrypoints.worker import Worker
+from agentfleet.serve.model.base import GenerationRequest, GenerationResult
+from agentfleet.serve.model.cpu import TransformersBackend
+from agentfleet.spec.catalog import subscribers
+from agentfleet.spec.settings import Settings
 from tests.runtime.support import Fleet, cdk_agents, event, wait_for_count, wait_until
 
 pytestmark = pytest.mark.integration

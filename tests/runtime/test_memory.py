@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agentfleet.memory import MemoryStore
-from agentfleet.tables import memory_key
-from agentfleet.worker import Worker
+from agentfleet.decide.memory import MemoryStore
+from agentfleet.entrypoints.worker import Worker
+from agentfleet.spec.tables import memory_key
 from tests.runtime.fakes import ScriptedBackend
 from tests.runtime.support import Fleet, event, wait_for_count
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from agentfleet.catalog import subscribers
+from agentfleet.entrypoints.worker import Worker
 from agentfleet.local.emulator import free_port
-from agentfleet.resources import write_config_document
-from agentfleet.worker import Worker
+from agentfleet.local.resources import write_config_document
+from agentfleet.spec.catalog import subscribers
 from tests.runtime.fakes import ScriptedBackend, decision_text
 from tests.runtime.support import Fleet, cdk_agents, event, subprocess_env, wait_for_count, wait_until
 
@@ -87,7 +87,7 @@ def test_sigkill_one_of_two_workers_loses_nothing_and_acts_once(
         port = free_port()
         env = subprocess_env(aws_env.env(), doc, worker_id=f"proc-{i}", http_port=port)
         log = open(tmp_path / f"worker-{i}.log", "wb")
-        procs.append(subprocess.Popen([sys.executable, "-m", "agentfleet.worker"], env=env, stdout=log,
+        procs.append(subprocess.Popen([sys.executable, "-m", "agentfleet.entrypoints.worker"], env=env, stdout=log,
                                       stderr=subprocess.STDOUT))
         ports.append(port)
     try:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from agentfleet.leases import SHARD_END
-from agentfleet.worker import Worker
+from agentfleet.entrypoints.worker import Worker
+from agentfleet.ingest.leases import SHARD_END
 from tests.runtime.fakes import ScriptedBackend
 from tests.runtime.support import Fleet, event, wait_for_count, wait_until
 

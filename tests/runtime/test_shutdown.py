@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from agentfleet.metrics import Metrics
-from agentfleet.resources import write_config_document
-from agentfleet.shutdown import InterruptionWatcher, StopSignal
-from agentfleet.worker import Worker
+from agentfleet.entrypoints.worker import Worker
+from agentfleet.local.resources import write_config_document
+from agentfleet.ops.metrics import Metrics
+from agentfleet.ops.shutdown import InterruptionWatcher, StopSignal
 from tests.runtime.fakes import ScriptedBackend
 from tests.runtime.support import Fleet, event, subprocess_env, wait_for_count, wait_until
 

@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from agentfleet import metric_names, retry
-from agentfleet.batcher import Batcher, WorkItem
-from agentfleet.consumer import ShardReader
-from agentfleet.coordinator import ShardInfo, active_leases, plan
-from agentfleet.decisions import Decision
-from agentfleet.dispatch import decision_id, execution_arn
-from agentfleet.events import Event, Rejection, parse_record
-from agentfleet.guardrails import Guardrails
-from agentfleet.health import HealthServer
-from agentfleet.leases import SHARD_END, Lease
-from agentfleet.metrics import Metrics
+from agentfleet.act.dispatch import decision_id, execution_arn
+from agentfleet.decide.batcher import Batcher, WorkItem
+from agentfleet.decide.guardrails import Guardrails
+from agentfleet.ingest.consumer import ShardReader
+from agentfleet.ingest.coordinator import ShardInfo, active_leases, plan
+from agentfleet.ingest.leases import SHARD_END, Lease
+from agentfleet.ops import retry
+from agentfleet.ops.health import HealthServer
+from agentfleet.ops.metrics import Metrics
+from agentfleet.spec import metric_names
+from agentfleet.spec.decisions import Decision
+from agentfleet.spec.events import Event, Rejection, parse_record
 from tests.runtime.support import TEST_AGENTS, event
 
 AGENTS = {a.name: a for a in TEST_AGENTS}

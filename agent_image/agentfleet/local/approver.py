@@ -11,7 +11,7 @@ import json
 import threading
 from typing import Any
 
-from agentfleet import logs
+from agentfleet.ops import logs
 
 log = logs.get(__name__)
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentfleet import logs
 from agentfleet.local import cfn_deferred, cfn_prep
 from agentfleet.local.emulator import REGION
+from agentfleet.ops import logs
 
 log = logs.get(__name__)
 ROOT = Path(__file__).resolve().parents[3]  # the repository: app.py, cdk.json

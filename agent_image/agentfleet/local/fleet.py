@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentfleet import logs
-from agentfleet.aws import client
 from agentfleet.local import deploy, emulator, records, replay, report, scenarios, workers
 from agentfleet.local.approver import Approver
 from agentfleet.local.model_prep import prepare_model
 from agentfleet.local.progress import Counts, Progress
 from agentfleet.local.watch import kill_target, poll
+from agentfleet.ops import logs
+from agentfleet.ops.aws import client
 
 log = logs.get(__name__)
 

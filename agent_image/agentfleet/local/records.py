@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentfleet import ddb
-from agentfleet.tables import KIND_DECISION, KIND_OUTCOME, KIND_QUARANTINE
+from agentfleet.ops import ddb
+from agentfleet.spec.tables import KIND_DECISION, KIND_OUTCOME, KIND_QUARANTINE
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentfleet.guardrails import DISPATCHED_OUTCOMES
+from agentfleet.decide.guardrails import DISPATCHED_OUTCOMES
 from agentfleet.local.records import Snapshot
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
-SPEC_VERSION = "1.0"  # agentfleet.events: the schema version this runtime knows
+SPEC_VERSION = "1.0"  # agentfleet.spec.events: the schema version this runtime knows
 _START = datetime(2025, 3, 11, 6, 0, tzinfo=UTC)
 SERVICES = ("payments-api", "checkout-web", "search-indexer", "auth-service", "billing-worker")
 _AUTHORS = ("amara", "bo", "chen", "dario", "eve", "farah")
@@ -186,7 +186,7 @@ def noisy(seed: int = 11, arcs: int = 70) -> list[bytes]:
 
 
 def malformed(kind: str, event_id: str, rng: random.Random) -> bytes:
-    """One bad record of `kind` (a quarantine reason of agentfleet.events / the router)."""
+    """One bad record of `kind` (a quarantine reason of agentfleet.spec.events / the router)."""
     service = rng.choice(SERVICES)
     good: dict[str, Any] = {"spec_version": SPEC_VERSION, "id": event_id, "type": "ci.failed", "subject": service,
             "time": _START.strftime("%Y-%m-%dT%H:%M:%SZ"), "source": "ci", "payload": {"pipeline": service}}

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentfleet.guardrails import DISPATCHED_OUTCOMES
+from agentfleet.decide.guardrails import DISPATCHED_OUTCOMES
 from agentfleet.local import records
 from agentfleet.local.replay import Sent
 from agentfleet.local.workers import WorkerProcess
-from agentfleet.tables import LEASES_PK
+from agentfleet.spec.tables import LEASES_PK
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Worker processes of the local fleet: `python -m agentfleet.worker`, one per id, logs to files."""
+"""Worker processes of the local fleet: `python -m agentfleet.entrypoints.worker`, one per id, logs to files."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def start(count: int, env: dict[str, str], log_dir: Path) -> list[WorkerProcess]
         log_path = log_dir / f"{worker_id}.log"
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "agentfleet.worker"], stdout=log_file, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "agentfleet.entrypoints.worker"], stdout=log_file, stderr=subprocess.STDOUT,
                 env={**env, "AGENTFLEET_WORKER_ID": worker_id, "AGENTFLEET_HTTP_PORT": str(port)})
         workers.append(WorkerProcess(worker_id, port, log_path, process))
     return workers

@@ -1,0 +1,1 @@
+"""Act: start the Step Functions action (execution name = decision id) and keep the write-ahead audit."""

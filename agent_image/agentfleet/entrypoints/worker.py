@@ -1,0 +1,249 @@
+"""The agent worker: lease shards, read, validate, route, batch, decide, act, checkpoint; drain on stop.
+
+Threads: the main loop owns all state (leases, readers, batcher, checkpoints) and does the
+cheap I/O; one batch thread at a time runs the decision pipeline (model + memory, audit,
+action), so reading and lease renewal go on while the model works. Boot starts a
+HealthServer in state "starting", builds the backend, sets "healthy" once the model
+answers, then calls `Worker(settings, backend, health=..., metadata=...).run()`.
+`python -m agentfleet.entrypoints.worker` does the same from settings (agentfleet.spec.settings.resolve).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agentfleet.act.audit import AuditLog
+from agentfleet.act.dispatch import Dispatcher
+from agentfleet.decide.batcher import Batcher, WorkItem
+from agentfleet.decide.guardrails import Guardrails
+from agentfleet.decide.memory import MemoryStore
+from agentfleet.decide.pipeline import DecisionPipeline
+from agentfleet.entrypoints.drain import drain
+from agentfleet.ingest.coordinator import LeaseCoordinator
+from agentfleet.ingest.leases import LeaseTable
+from agentfleet.ingest.shards import ShardSet, Stats
+from agentfleet.ops import logs
+from agentfleet.ops.aws import read_ssm_parameter
+from agentfleet.ops.health import HealthServer
+from agentfleet.ops.metrics import Metrics
+from agentfleet.ops.shutdown import InterruptionWatcher, Metadata, StopSignal
+from agentfleet.serve.model.base import GenerationRequest, ModelBackend
+from agentfleet.spec import metric_names
+from agentfleet.spec.catalog import ConfigError
+from agentfleet.spec.settings import Settings, resolve
+
+log = logs.get("agentfleet.entrypoints.worker")
+_RETRY_BACKOFF_CAP = 30.0
+_REQUIRED = ("stream_name", "leases_table", "memory_table", "audit_table", "state_machine_arn")
+
+
+@dataclass
+class Clients:
+    """The AWS clients a worker uses, made once at start (endpoint from AWS_ENDPOINT_URL)."""
+
+    kinesis: Any
+    dynamodb: Any
+    sfn: Any
+    cloudwatch: Any = None
+    autoscaling: Any = None
+
+    @classmethod
+    def create(cls, settings: Settings) -> Clients:
+        from agentfleet.ops.aws import client
+
+        return cls(client("kinesis"), client("dynamodb"), client("stepfunctions"),
+                   client("cloudwatch") if settings.metrics_mode == "put" else None,
+                   client("autoscaling") if settings.termination_hook_name else None)
+
+
+def check_settings(settings: Settings) -> None:
+    missing = [name for name in _REQUIRED if not getattr(settings, name)]
+    if missing:
+        raise ConfigError(f"worker settings missing: {missing} (set AGENTFLEET_<NAME> or the config document)")
+    if not settings.agents:
+        raise ConfigError("worker settings define no agents")
+
+
+class Worker:
+    """One worker's loop. `run()` blocks until a stop is requested, drains, and returns the exit code (0)."""
+
+    def __init__(self, settings: Settings, backend: ModelBackend, *, clients: Clients | None = None,
+                 health: HealthServer | None = None, metadata: Metadata | None = None, stop: StopSignal | None = None,
+                 metrics: Metrics | None = None, market: str = "", sleep: Callable[[float], None] = time.sleep) -> None:
+        check_settings(settings)
+        self.settings, self.backend, self.health, self.metadata = settings, backend, health, metadata
+        self.clients = clients or Clients.create(settings)
+        self.stop = stop or StopSignal()
+        self.me, self.market = settings.worker_id, market
+        self.metrics = metrics or Metrics(settings.fleet_name, settings.metrics_mode,
+                                          cloudwatch=self.clients.cloudwatch)
+        self.batch_size = max(1, min(settings.batch_size, backend.batch_size))
+        self.batcher = Batcher(self.batch_size, settings.batch_max_wait_ms / 1000.0)
+        self.stats = Stats()
+        ddb = self.clients.dynamodb
+        self.audit = AuditLog(ddb, settings.audit_table, sleep=sleep)
+        coordinator = LeaseCoordinator(
+            LeaseTable(ddb, settings.leases_table, lease_seconds=settings.lease_seconds, sleep=sleep),
+            self.clients.kinesis, settings.stream_name, self.me, lease_seconds=settings.lease_seconds)
+        self.shards = ShardSet(settings, self.clients.kinesis, coordinator, self.batcher, self.audit, self.metrics,
+                               self.stats)
+        self.pipeline = DecisionPipeline(
+            backend=backend, audit=self.audit, metrics=self.metrics, worker_id=self.me, batch_size=self.batch_size,
+            memory=MemoryStore(ddb, settings.memory_table, max_items=settings.memory_max_items,
+                               ttl_days=settings.memory_ttl_days, sleep=sleep),
+            dispatcher=Dispatcher(self.clients.sfn, settings.state_machine_arn, sleep=sleep),
+            guardrails=Guardrails(settings.agents, dry_run=settings.dry_run))
+        self.abandoned = False  # set by drain: a batch still ran past the shutdown deadline
+        self.started = 0.0
+        self._done: queue.SimpleQueue[WorkItem] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self.cancel = threading.Event()
+        self.batch: threading.Thread | None = None
+        self.in_flight: list[WorkItem] = []
+        self._retry: list[WorkItem] = []
+        self._next_gauges = 0.0
+        self._next_in_service = 0.0
+
+    @property
+    def leases(self) -> LeaseCoordinator:
+        return self.shards.leases
+
+    def run(self) -> int:
+        self.started = time.monotonic()
+        watcher = InterruptionWatcher(self.metadata, self.stop, self.metrics).start() if self.metadata else None
+        log.info("worker started", extra={"worker_id": self.me, "stream": self.settings.stream_name,
+                                          "batch_size": self.batch_size, "model": self.backend.model_id,
+                                          "agents": [a.name for a in self.settings.agents]})
+        while not self.stop.is_set():
+            try:
+                self._step()
+            except Exception:
+                # A bug or an unexpected AWS answer must not kill the worker; its leases expire if it persists.
+                log.exception("worker loop error")
+                self.stop.wait(1.0)
+        try:
+            return drain(self)
+        finally:
+            if watcher:
+                watcher.stop()
+
+    def _step(self) -> None:
+        if self.leases.due():
+            self.shards.apply(self.leases.tick(taking=True))
+        self.collect_batch()
+        self.drain_done()
+        self.shards.poll()
+        self.shards.release_given_up({item.shard_id for item in self.in_flight})
+        if self.batch is None and self.batcher.ready():
+            self._start_batch()
+        self.shards.checkpoint(force=False)
+        self._emit_gauges()
+        self.metrics.maybe_flush()
+        wait = self.settings.poll_interval_ms / 1000.0 / 2
+        if self.batch is None and len(self.batcher):
+            wait = min(wait, self.batcher.seconds_until_ready())
+        self._wake.wait(max(0.005, min(wait, 0.25)))
+        self._wake.clear()
+
+    def _start_batch(self) -> None:
+        items = self.batcher.take()
+        self.in_flight, self._retry = items, []
+        self.cancel.clear()
+        self.stats.batches += 1
+
+        def run() -> None:
+            try:
+                self._retry = self.pipeline.run(items, self._done.put, self.cancel)
+            except BaseException:
+                log.exception("batch failed")
+                self._retry = list(items)
+            finally:
+                self._wake.set()
+
+        self.batch = threading.Thread(target=run, name="batch", daemon=True)
+        self.batch.start()
+
+    def collect_batch(self) -> None:
+        """After the batch thread ends: requeue what it could not finish (with backoff)."""
+        if self.batch is None or self.batch.is_alive():
+            return
+        self.batch, self.in_flight = None, []
+        retry = [item for item in self._retry if self.shards.accepting(item.shard_id) and not self.stop.is_set()]
+        if retry:
+            delay = min(_RETRY_BACKOFF_CAP, 0.5 * 2 ** retry[0].attempts)
+            self.batcher.requeue(retry, delay)
+            log.warning("items requeued", extra={"items": len(retry), "delay_s": delay})
+
+    def drain_done(self) -> None:
+        while True:
+            try:
+                item = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self.stats.decisions += 1
+            self.shards.done(item)
+
+    def _emit_gauges(self) -> None:
+        now = time.monotonic()
+        if now < self._next_gauges:
+            return
+        self._next_gauges = now + 1.0
+        records, millis = self.shards.backlog()
+        self.metrics.gauge(metric_names.BACKLOG_RECORDS, float(records))
+        self.metrics.gauge(metric_names.MILLIS_BEHIND_LATEST, float(millis), "Milliseconds")
+        if self.market and now >= self._next_in_service:
+            self._next_in_service = now + 60.0
+            self.metrics.count(metric_names.WORKERS_IN_SERVICE, **{metric_names.MARKET: self.market})
+
+
+def main() -> int:
+    """`python -m agentfleet.entrypoints.worker`: health server (starting), backend, probe (healthy), loop, exit 0."""
+    logs.configure(os.environ.get("AGENTFLEET_LOG_LEVEL", "INFO"))
+    settings = resolve(ssm_get=read_ssm_parameter)
+    check_settings(settings)
+    stop = StopSignal()
+    stop.install_signal_handlers()
+    health = HealthServer(settings.http_port).start()
+    from agentfleet.serve.model.factory import create_backend
+
+    try:
+        with logs.timed(log, "model ready", engine=settings.engine, model=settings.model_id):
+            backend = create_backend(settings)
+            # Invariant 4: not healthy until the model has answered.
+            backend.generate([GenerationRequest("health probe: reply with a decision", ("ignore",))])
+    except Exception:
+        log.exception("model did not load or answer; exiting so the instance is replaced")
+        health.stop()
+        return 1
+    health.set_state("healthy")
+    metadata = None
+    if settings.asg_name:  # on EC2 in an Auto Scaling group: watch for Spot notices and scale-in
+        from agentfleet.ops.instance import InstanceMetadata
+
+        metadata = InstanceMetadata()
+    worker = Worker(settings, backend, health=health, metadata=metadata, stop=stop)
+    code = worker.run()
+    backend.close()
+    health.stop()
+    return exit_code(worker, code)
+
+
+def exit_code(worker: Worker, code: int) -> int:
+    """The process's exit code after `worker.run()`. If a batch thread is still inside the model,
+    interpreter teardown would wait on it, so the process exits here and now instead."""
+    if worker.abandoned:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""The shards this worker holds: lease changes, reading, validation and routing, checkpoints.
+
+Owned by the worker's main loop (not thread-safe). Records become work items in the
+batcher (one per subscribed agent) or quarantine records; the checkpoint of a shard only
+moves over records whose every item is handled (see consumer.ShardReader).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agentfleet.act.audit import AuditLog
+from agentfleet.act.dispatch import decision_id
+from agentfleet.decide.batcher import Batcher, WorkItem
+from agentfleet.ingest.consumer import ShardReader
+from agentfleet.ingest.coordinator import Changes, LeaseCoordinator
+from agentfleet.ingest.leases import SHARD_END
+from agentfleet.ops import logs
+from agentfleet.ops.metrics import Metrics
+from agentfleet.spec import metric_names
+from agentfleet.spec.catalog import subscribers
+from agentfleet.spec.events import Rejection, parse_record
+from agentfleet.spec.settings import Settings
+
+log = logs.get(__name__)
+CHECKPOINT_EVERY = 1.0  # seconds between checkpoint writes per shard while running (always on stop)
+
+
+@dataclass
+class Stats:
+    records: int = 0
+    events: int = 0
+    quarantined: int = 0
+    decisions: int = 0
+    batches: int = 0
+    checkpoints: int = 0
+
+
+class ShardSet:
+    """Readers for the leased shards, fed by the lease coordinator."""
+
+    def __init__(self, settings: Settings, kinesis: Any, leases: LeaseCoordinator, batcher: Batcher,
+                 audit: AuditLog, metrics: Metrics, stats: Stats) -> None:
+        self.settings, self._kinesis, self.leases, self.batcher = settings, kinesis, leases, batcher
+        self.audit, self.metrics, self.stats = audit, metrics, stats
+        self.readers: dict[str, ShardReader] = {}
+        self._quarantine_retry: list[tuple[str, str, Rejection, bytes]] = []
+        self._last_checkpoint: dict[str, float] = {}
+
+    def apply(self, changes: Changes) -> None:
+        for shard_id in changes.lost:
+            self.drop(shard_id)
+        for lease in changes.acquired:
+            self.readers[lease.shard_id] = ShardReader(
+                self._kinesis, self.settings.stream_name, lease.shard_id, checkpoint=lease.checkpoint,
+                poll_interval=max(0.2, self.settings.poll_interval_ms / 1000.0),  # Kinesis allows 5 reads/s/shard
+                limit=self.settings.max_records_per_read, max_pending=self.settings.max_records_per_read)
+        for shard_id in changes.give_up:
+            if shard_id in self.readers:
+                self.readers[shard_id].closing = True
+                self.batcher.drop_shard(shard_id)
+        for shard_id, reader in self.readers.items():
+            info = self.leases.shards.get(shard_id)
+            if info is not None:
+                reader.ending_sequence = info.ending_sequence
+
+    def drop(self, shard_id: str) -> None:
+        """The lease is gone: forget the shard's queued work; its next owner re-reads it."""
+        self.readers.pop(shard_id, None)
+        dropped = self.batcher.drop_shard(shard_id)
+        log.info("shard dropped", extra={"shard_id": shard_id, "queued_items_dropped": dropped})
+
+    def poll(self) -> None:
+        for shard_id, reader in list(self.readers.items()):
+            if reader.due() and self.leases.valid(shard_id):
+                for record in reader.poll():
+                    self._accept(reader, record)
+        self.retry_quarantine()
+
+    def done(self, item: WorkItem) -> None:
+        reader = self.readers.get(item.shard_id)
+        if reader is not None:
+            reader.done(item.sequence_number)
+
+    def _accept(self, reader: ShardReader, record: dict[str, Any]) -> None:
+        self.stats.records += 1
+        seq, data = str(record["SequenceNumber"]), bytes(record["Data"])
+        parsed = parse_record(data, self.settings.max_record_bytes)
+        if not isinstance(parsed, Rejection):
+            agents = subscribers(self.settings.agents, parsed.type)
+            if not agents:
+                parsed = Rejection("no_subscriber", f"no agent subscribes to event type {parsed.type!r}",
+                                   parsed.id, parsed.type)
+            else:
+                reader.add(seq, len(agents))
+                now = time.monotonic()
+                for agent in agents:
+                    self.batcher.add(WorkItem(reader.shard_id, seq, parsed, agent,
+                                              decision_id(agent.name, reader.shard_id, seq), now))
+                self.stats.events += 1
+                self.metrics.count(metric_names.EVENTS_PROCESSED)
+                return
+        reader.add(seq, 1)
+        self.stats.quarantined += 1
+        self.metrics.count(metric_names.EVENTS_QUARANTINED, **{metric_names.REASON: parsed.reason})
+        self._quarantine_retry.append((reader.shard_id, seq, parsed, data))
+
+    def retry_quarantine(self) -> None:
+        """Write pending quarantine records; one that fails stays pending and holds the checkpoint back."""
+        pending, self._quarantine_retry = self._quarantine_retry, []
+        for shard_id, seq, rejection, data in pending:
+            if shard_id not in self.readers:
+                continue
+            try:
+                self.audit.quarantine(shard_id=shard_id, sequence_number=seq, reason=rejection.reason,
+                                      detail=rejection.detail, data=data, event_id=rejection.event_id,
+                                      event_type=rejection.event_type, worker_id=self.settings.worker_id)
+            except Exception as exc:
+                log.warning("quarantine write failed; will retry", extra={"shard_id": shard_id, "error": str(exc)})
+                self._quarantine_retry.append((shard_id, seq, rejection, data))
+                continue
+            self.readers[shard_id].done(seq)
+
+    def checkpoint(self, *, force: bool) -> None:
+        now = time.monotonic()
+        for shard_id, reader in list(self.readers.items()):
+            recent = now - self._last_checkpoint.get(shard_id, 0.0) < CHECKPOINT_EVERY
+            # A full reader reads nothing until a checkpoint frees its finished records; waiting
+            # out the interval would cap a worker at max_pending records per second per shard.
+            full = len(reader.pending) >= reader.max_pending
+            if recent and not force and not reader.ended and not full:
+                continue
+            self._checkpoint_one(shard_id, reader, now)
+
+    def _checkpoint_one(self, shard_id: str, reader: ShardReader, now: float) -> bool:
+        """Write the shard's checkpoint if it moved; False if the lease turned out to be lost."""
+        seq = reader.checkpointable()
+        if seq is None:
+            return True
+        try:
+            ok = self.leases.checkpoint(shard_id, seq)
+        except Exception as exc:
+            log.warning("checkpoint failed; will retry", extra={"shard_id": shard_id, "error": str(exc)})
+            return True
+        if not ok:
+            self.drop(shard_id)
+            return False
+        reader.committed(seq)
+        self._last_checkpoint[shard_id] = now
+        self.stats.checkpoints += 1
+        if seq == SHARD_END:
+            log.info("shard finished", extra={"shard_id": shard_id})
+            self.leases.release(shard_id)
+            self.readers.pop(shard_id, None)
+        return True
+
+    def accepting(self, shard_id: str) -> bool:
+        """True while this worker still processes the shard (held and not being given up)."""
+        reader = self.readers.get(shard_id)
+        return reader is not None and not reader.closing
+
+    def release_given_up(self, busy: set[str]) -> None:
+        """Hand back shards the balancer gave up, once none of their items is in the running batch."""
+        for shard_id, reader in list(self.readers.items()):
+            if reader.closing and shard_id not in busy:
+                self.batcher.drop_shard(shard_id)
+                if self._checkpoint_one(shard_id, reader, time.monotonic()) and shard_id in self.readers:
+                    self.leases.release(shard_id)
+                    self.readers.pop(shard_id, None)
+
+    def backlog(self) -> tuple[int, int]:
+        """(records behind, max MillisBehindLatest) over held shards."""
+        records = sum(r.backlog() for r in self.readers.values())
+        return records, max((r.millis_behind for r in self.readers.values()), default=0)

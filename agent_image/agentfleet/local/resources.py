@@ -1,0 +1,131 @@
+"""Create the runtime's AWS resources directly (emulator tests and the local fallback), and the
+config document workers read.
+
+In AWS the CDK app creates these; this mirrors the keys and shapes the stack declares
+(agentfleet.spec.tables) so a worker cannot tell the difference: Kinesis stream, memory table
+(TTL on expires_at), leases table, audit table with GSI by_kind(kind, at), the notify and
+approval topics, an EventBridge bus, and the actions state machine from
+constructs/actions.asl.json with its ${...} substitutions filled in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentfleet.ops import logs
+from agentfleet.spec.catalog import AgentSpec
+from agentfleet.spec.tables import AUDIT_INDEX, AUDIT_INDEX_PK, AUDIT_INDEX_SK, AUDIT_PK, LEASES_PK, MEMORY_PK, TTL_ATTRIBUTE
+
+log = logs.get(__name__)
+ASL_PATH = Path(__file__).resolve().parents[3] / "constructs" / "actions.asl.json"
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+_ROLE_ARN = "arn:aws:iam::123456789012:role/agentfleet-actions"  # the emulator does not check roles
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names of everything a fleet needs; `for_prefix("t1")` gives a disjoint set (tests run side by side)."""
+
+    stream: str
+    memory_table: str
+    leases_table: str
+    audit_table: str
+    notify_topic: str
+    approval_topic: str
+    event_bus: str
+    state_machine: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> ResourceNames:
+        return cls(f"{prefix}-events", f"{prefix}-memory", f"{prefix}-leases", f"{prefix}-audit",
+                   f"{prefix}-notify", f"{prefix}-approval", f"{prefix}-bus", f"{prefix}-actions")
+
+
+@dataclass(frozen=True)
+class Resources:
+    names: ResourceNames
+    stream_arn: str
+    state_machine_arn: str
+    notify_topic_arn: str
+    approval_topic_arn: str
+    event_bus_arn: str
+
+    def settings(self) -> dict[str, str]:
+        """The Settings fields that point a worker at these resources."""
+        return {"stream_name": self.names.stream, "memory_table": self.names.memory_table,
+                "leases_table": self.names.leases_table, "audit_table": self.names.audit_table,
+                "state_machine_arn": self.state_machine_arn}
+
+
+def render_asl(values: Mapping[str, str], asl_path: Path = ASL_PATH) -> str:
+    """The ASL with every ${Name} replaced; a placeholder without a value is an error."""
+    if not asl_path.exists():
+        raise FileNotFoundError(f"actions state machine definition not found at {asl_path}")
+    text = asl_path.read_text(encoding="utf-8")
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(values))
+    if missing:
+        raise ValueError(f"ASL placeholders without a value: {missing}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def _table(ddb: Any, name: str, pk: str, **extra: Any) -> None:
+    attributes = [{"AttributeName": pk, "AttributeType": "S"}, *extra.pop("attributes", [])]
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", AttributeDefinitions=attributes,
+                     KeySchema=[{"AttributeName": pk, "KeyType": "HASH"}], **extra)
+    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def create_resources(names: ResourceNames, *, shard_count: int = 4, tickets_enabled: bool = False,
+                     approval_timeout_seconds: int = 3600, clients: Mapping[str, Any] | None = None) -> Resources:
+    """Create everything in the account the clients point at (the emulator: AWS_ENDPOINT_URL)."""
+    from agentfleet.ops.aws import client
+
+    c = dict(clients or {})
+    kinesis, ddb = c.get("kinesis") or client("kinesis"), c.get("dynamodb") or client("dynamodb")
+    sns, events = c.get("sns") or client("sns"), c.get("events") or client("events")
+    sfn = c.get("stepfunctions") or client("stepfunctions")
+    kinesis.create_stream(StreamName=names.stream, ShardCount=shard_count)
+    kinesis.get_waiter("stream_exists").wait(StreamName=names.stream, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    stream_arn = kinesis.describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"]["StreamARN"]
+    _table(ddb, names.memory_table, MEMORY_PK)
+    ddb.update_time_to_live(TableName=names.memory_table,
+                            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+    _table(ddb, names.leases_table, LEASES_PK)
+    _table(ddb, names.audit_table, AUDIT_PK, attributes=[
+        {"AttributeName": AUDIT_INDEX_PK, "AttributeType": "S"},
+        {"AttributeName": AUDIT_INDEX_SK, "AttributeType": "S"}],
+        GlobalSecondaryIndexes=[{
+            "IndexName": AUDIT_INDEX, "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": AUDIT_INDEX_PK, "KeyType": "HASH"},
+                          {"AttributeName": AUDIT_INDEX_SK, "KeyType": "RANGE"}]}])
+    notify = sns.create_topic(Name=names.notify_topic)["TopicArn"]
+    approval = sns.create_topic(Name=names.approval_topic)["TopicArn"]
+    bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
+    definition = render_asl({
+        "TicketsEnabled": "true" if tickets_enabled else "false",
+        "ApprovalTimeoutSeconds": str(approval_timeout_seconds), "ApprovalTopicArn": approval,
+        "NotifyTopicArn": notify, "EventBusName": names.event_bus, "AuditTableName": names.audit_table,
+    })
+    machine = sfn.create_state_machine(name=names.state_machine, definition=definition, roleArn=_ROLE_ARN)
+    log.info("resources created", extra={"stream": names.stream, "shards": shard_count,
+                                         "state_machine": machine["stateMachineArn"]})
+    return Resources(names, stream_arn, machine["stateMachineArn"], notify, approval, bus_arn)
+
+
+def config_document(resources: Resources, agents: Iterable[AgentSpec], **settings: Any) -> dict[str, Any]:
+    """The runtime config document (what the stack writes to SSM): resource names, agents, any other settings."""
+    return {**resources.settings(), "agents": [agent.to_json() for agent in agents], **settings}
+
+
+def write_config_document(path: str | Path, document: Mapping[str, Any]) -> Path:
+    """Write the document where AGENTFLEET_CONFIG can point; returns the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
+    return target
+

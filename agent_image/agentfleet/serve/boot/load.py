@@ -1,0 +1,61 @@
+"""From settings to a loaded model: the instance family and engine, the boot's clients, and
+cache-or-compile then load (for callers that manage readiness themselves)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from agentfleet.ops import instance
+from agentfleet.ops.metrics import Metrics
+from agentfleet.serve.boot.cache_key import instance_family
+from agentfleet.serve.boot.engines import create_engine
+from agentfleet.serve.boot.sequence import Boot, BootDeps, BootError
+from agentfleet.serve.model.base import ModelBackend
+from agentfleet.spec.settings import Settings
+
+# vLLM Neuron is the engine of the pinned Trn2/Trn3 container; optimum-neuron serves Inf2/Trn1.
+DEFAULT_ENGINE = {"trn3": "vllm-neuron", "trn2": "vllm-neuron", "trn1": "optimum-neuron",
+                  "trn1n": "optimum-neuron", "inf2": "optimum-neuron", "cpu": "transformers-cpu"}
+
+
+def resolve_target(settings: Settings, imds: instance.InstanceMetadata) -> Settings:
+    """Settings with a concrete instance_family and engine."""
+    family = settings.instance_family
+    if family in ("", "auto"):
+        instance_type = imds.instance_type()
+        if instance_type is None:
+            raise BootError("resolve", "instance_family is 'auto' but instance metadata is unreachable")
+        family = instance_family(instance_type)
+    engine = settings.engine
+    if engine in ("", "auto"):
+        if family not in DEFAULT_ENGINE:
+            raise BootError("resolve", f"no default engine for instance family {family!r}")
+        engine = DEFAULT_ENGINE[family]
+    return dataclasses.replace(settings, instance_family=family, engine=engine)
+
+
+def make_deps(settings: Settings, metrics: Metrics) -> BootDeps:
+    from agentfleet.ops.aws import client
+
+    return BootDeps(s3=client("s3"), dynamodb=client("dynamodb"), metrics=metrics,
+                    secrets=client("secretsmanager") if settings.hf_token_secret_id else None)
+
+
+def make_metrics(settings: Settings) -> Metrics:
+    from agentfleet.ops.aws import client
+
+    return Metrics(settings.fleet_name, settings.metrics_mode,
+                   cloudwatch=client("cloudwatch") if settings.metrics_mode == "put" else None)
+
+
+def load_backend(settings: Settings) -> ModelBackend:
+    """Cache-or-compile, then load; for callers that manage readiness themselves."""
+    imds = instance.InstanceMetadata()
+    metrics = make_metrics(settings)
+    target = resolve_target(settings, imds)
+    boot = Boot(target, create_engine(target, target.instance_family), target.instance_family,
+                make_deps(target, metrics), owner=imds.instance_id() or settings.worker_id)
+    try:
+        return boot.load(boot.prepare())
+    finally:
+        metrics.flush()

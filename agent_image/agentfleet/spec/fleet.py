@@ -1,0 +1,208 @@
+"""FleetConfig: the one frozen, validated configuration, built from cdk.json context.
+
+Every key in `FleetConfig` is a context key of the same name (defaults in cdk.json).
+`cdk synth -c key=value` passes strings, so values are coerced here; a bad value fails
+synth with a ConfigError naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from agentfleet.spec.catalog import AgentSpec, ConfigError, parse_agents
+
+NEURON_FAMILIES = ("trn1", "trn1n", "trn2", "trn2u", "trn3*", "inf2")
+GPU_FAMILIES = ("g5", "g6", "g6e", "p4d", "p4de", "p5", "p5e", "p5en")
+SPOT_STRATEGIES = ("price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price")
+ENGINES = ("auto", "optimum-neuron", "vllm-neuron")
+KINESIS_MODES = ("on-demand", "provisioned")
+# The repository root holds cdk.json (agent_image/agentfleet/spec/fleet.py -> parents[3]); only the CDK app reads it.
+CDK_JSON = Path(__file__).resolve().parents[3] / "cdk.json"
+_FLEET_NAME = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
+_INSTANCE_TYPE = re.compile(r"^([a-z][a-z0-9-]*)\.([a-z0-9]+)$")
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """The fleet's settings; see README "Configuration" for each key."""
+
+    fleet_name: str
+    model_id: str
+    model_revision: str
+    serving_engine: str
+    batch_size: int
+    sequence_length: int
+    max_new_tokens: int
+    tensor_parallel_degree: int
+    instance_types: tuple[str, ...]
+    allow_gpu_fallback: bool
+    min_capacity: int
+    max_capacity: int
+    desired_capacity: int
+    on_demand_base_capacity: int
+    on_demand_percentage_above_base: int
+    spot_allocation_strategy: str
+    kinesis_mode: str
+    kinesis_shard_count: int
+    kinesis_retention_hours: int
+    dlami_ssm_parameter: str
+    root_volume_gib: int
+    health_check_grace_minutes: int
+    backlog_target_per_instance: int
+    memory_ttl_days: int
+    memory_max_items: int
+    approval_timeout_minutes: int
+    tickets_enabled: bool
+    dry_run: bool
+    alarm_iterator_age_ms: int
+    alarm_action_failures: int
+    alarm_quarantined_per_5min: int
+    alarm_compile_cache_misses: int
+    monthly_budget_usd: int
+    cost_center: str
+    cost_prices: str
+    alarm_email: str
+    weights_mirror_prefix: str
+    hf_token_secret_name: str
+    enable_pipeline: bool
+    pipeline_repository: str
+    pipeline_branch: str
+    pipeline_connection_arn: str
+    agents: tuple[AgentSpec, ...]
+
+    @property
+    def instance_families(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.split(".")[0] for t in self.instance_types))
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> FleetConfig:
+        """Build from a context getter (`app.node.try_get_context`); raises ConfigError."""
+        values = {}
+        for f in fields(cls):
+            raw = get(f.name)
+            if raw is None:
+                raise ConfigError(f"context key {f.name!r} is missing (defaults live in cdk.json)")
+            values[f.name] = _coerce(f.name, f.type, raw)
+        config = cls(**values)
+        config._validate()
+        return config
+
+    def _validate(self) -> None:
+        if not _FLEET_NAME.match(self.fleet_name):
+            raise ConfigError(f"fleet_name must match {_FLEET_NAME.pattern}, got {self.fleet_name!r}")
+        for key in ("batch_size", "sequence_length", "max_new_tokens", "tensor_parallel_degree",
+                    "root_volume_gib", "health_check_grace_minutes", "backlog_target_per_instance",
+                    "memory_ttl_days", "memory_max_items", "approval_timeout_minutes",
+                    "monthly_budget_usd", "kinesis_shard_count"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        if self.max_new_tokens >= self.sequence_length:
+            raise ConfigError("max_new_tokens must be smaller than sequence_length")
+        if not 0 <= self.on_demand_percentage_above_base <= 100:
+            raise ConfigError(
+                f"on_demand_percentage_above_base must be between 0 and 100, got {self.on_demand_percentage_above_base}")
+        if min(self.min_capacity, self.on_demand_base_capacity) < 0:
+            raise ConfigError("min_capacity and on_demand_base_capacity must be 0 or more")
+        if self.min_capacity > self.max_capacity:
+            raise ConfigError(f"min_capacity ({self.min_capacity}) must not exceed max_capacity ({self.max_capacity})")
+        if not self.min_capacity <= self.desired_capacity <= self.max_capacity:
+            raise ConfigError(
+                f"desired_capacity ({self.desired_capacity}) must be between min_capacity and max_capacity")
+        if self.on_demand_base_capacity > self.max_capacity:
+            raise ConfigError("on_demand_base_capacity must not exceed max_capacity")
+        _choice("spot_allocation_strategy", self.spot_allocation_strategy, SPOT_STRATEGIES)
+        _choice("serving_engine", self.serving_engine, ENGINES)
+        _choice("kinesis_mode", self.kinesis_mode, KINESIS_MODES)
+        if not 24 <= self.kinesis_retention_hours <= 8760:
+            raise ConfigError(f"kinesis_retention_hours must be between 24 and 8760, got {self.kinesis_retention_hours}")
+        if not self.dlami_ssm_parameter.startswith("/"):
+            raise ConfigError(f"dlami_ssm_parameter must be an SSM parameter path starting with '/', "
+                              f"got {self.dlami_ssm_parameter!r}")
+        if self.enable_pipeline and not (self.pipeline_repository and self.pipeline_connection_arn):
+            raise ConfigError("enable_pipeline needs pipeline_repository (owner/name) and pipeline_connection_arn")
+        self._validate_instance_types()
+
+    def _validate_instance_types(self) -> None:
+        if not self.instance_types:
+            raise ConfigError("instance_types must list at least one instance type, e.g. ['trn3.48xlarge']")
+        allowed = NEURON_FAMILIES + (GPU_FAMILIES if self.allow_gpu_fallback else ())
+        for itype in self.instance_types:
+            match = _INSTANCE_TYPE.match(itype)
+            if not match:
+                raise ConfigError(f"instance_types has {itype!r}, which is not an instance type like 'trn2.48xlarge'")
+            family = match.group(1)
+            if not any(family == a or (a.endswith("*") and family.startswith(a[:-1])) for a in allowed):
+                hint = "" if self.allow_gpu_fallback else " (GPU families need allow_gpu_fallback=true)"
+                raise ConfigError(
+                    f"instance_types has {itype!r}: family {family!r} is not allowed; "
+                    f"allowed families: {', '.join(allowed)}{hint}")
+        if len(set(self.instance_types)) != len(self.instance_types):
+            raise ConfigError("instance_types lists a type twice")
+
+    def runtime_document(self) -> dict[str, Any]:
+        """The config-document fields the runtime reads (see agentfleet.spec.settings)."""
+        return {
+            "fleet_name": self.fleet_name,
+            "model_id": self.model_id,
+            "model_revision": self.model_revision,
+            "batch_size": self.batch_size,
+            "sequence_length": self.sequence_length,
+            "max_new_tokens": self.max_new_tokens,
+            "tensor_parallel_degree": self.tensor_parallel_degree,
+            "memory_ttl_days": self.memory_ttl_days,
+            "memory_max_items": self.memory_max_items,
+            "dry_run": self.dry_run,
+            "agents": [a.to_json() for a in self.agents],
+        }
+
+
+def default_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """cdk.json's context: the defaults. The CLI's context (cdk.json plus `-c`) overrides them,
+    so `python app.py` and tests synthesize the same app as `cdk synth`."""
+    return dict(json.loads(path.read_text(encoding="utf-8"))["context"])
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _coerce(key: str, annotation: Any, raw: Any) -> Any:
+    """Context from cdk.json keeps JSON types; `-c key=value` gives strings."""
+    kind = str(annotation)
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("true", "false"):
+            return str(raw).lower() == "true"
+        raise ConfigError(f"{key} must be true or false, got {raw!r}")
+    if kind == "int":
+        if isinstance(raw, bool):
+            raise ConfigError(f"{key} must be an integer, got {raw!r}")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+    if kind == "str":
+        if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+            raise ConfigError(f"{key} must be a string, got {raw!r}")
+        return str(raw)
+    if kind == "tuple[str, ...]":
+        if isinstance(raw, str):
+            raw = json.loads(raw) if raw.strip().startswith("[") else [s.strip() for s in raw.split(",") if s.strip()]
+        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+            raise ConfigError(f"{key} must be a list of strings, got {raw!r}")
+        return tuple(raw)
+    if kind == "tuple[AgentSpec, ...]":
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{key} must be a JSON list of agent definitions: {exc}") from None
+        return parse_agents(raw, key=key)
+    raise ConfigError(f"{key}: unsupported type {kind}")  # pragma: no cover - a new field without a coercion
