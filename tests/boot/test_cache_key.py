@@ -67,3 +67,15 @@ def test_instance_family() -> None:
     assert instance_family("trn1n.32xlarge") == "trn1n"
     with pytest.raises(ValueError):
         instance_family("not-a-type")
+
+
+def test_family_and_generation_of_every_neuron_name() -> None:
+    from agentfleet.spec.compat import engine_for, generation
+
+    # The names the Neuron driver knows for Trn3 (issue 10 lists them) all map to the trn3 generation.
+    for itype in ("trn3.48xlarge", "trn3p.48xlarge", "trn3pd98.3xlarge", "trn3e.24xlarge"):
+        assert generation(instance_family(itype)) == "trn3"
+        assert engine_for(instance_family(itype)) == "vllm-neuron"
+    assert generation(instance_family("trn2u.48xlarge")) == "trn2"
+    assert generation(instance_family("trn1n.32xlarge")) == "trn1"
+    assert instance_family("trn3pd98.3xlarge") == "trn3pd98"

@@ -128,5 +128,5 @@ def test_resolve_target_rejects_impossible_pairs(boot_aws: BootAws, tmp_path: Pa
         resolve_target(settings, FakeImds(None))  # type: ignore[arg-type]
     from agentfleet.serve.boot.engines import create_engine
 
-    with pytest.raises(ValueError, match="no Trn3 support"):
+    with pytest.raises(ValueError, match=r"does not run on instance family .trn3.; it supports trn1, inf2"):
         create_engine(boot_aws.settings(tmp_path, engine="optimum-neuron"), "trn3")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 
+from agentfleet.spec.compat import instance_family
 from agentfleet.spec.settings import Settings
 
-_FAMILY = re.compile(r"^([a-z]+[0-9]+[a-z]*)\.")
-
+__all__ = ["CacheKeyInputs", "instance_family"]
 
 @dataclass(frozen=True)
 class CacheKeyInputs:
@@ -63,10 +62,3 @@ class CacheKeyInputs:
         canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
 
-
-def instance_family(instance_type: str) -> str:
-    """'trn3.48xlarge' -> 'trn3', 'inf2.xlarge' -> 'inf2'."""
-    match = _FAMILY.match(instance_type.strip().lower())
-    if not match:
-        raise ValueError(f"not an EC2 instance type: {instance_type!r}")
-    return match.group(1)

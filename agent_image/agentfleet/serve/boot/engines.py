@@ -1,11 +1,11 @@
 """Engines: how one model is compiled into an artifact folder and loaded from it.
 
 The boot sequence talks only to `Engine`. Per instance family:
-  inf2 / trn1 / trn2   optimum-neuron: export (neuronx-cc) + in-process generate
+  inf2 / trn1          optimum-neuron: export (neuronx-cc) + in-process generate
   trn2 / trn3          vLLM Neuron plugin: OpenAI-compatible server, NEFFs in VLLM_CACHE_ROOT
   cpu (local, tests)   transformers: "compile" = build the small local model into the folder
-optimum-neuron has no Trn3 support, and the vLLM Neuron plugin (vllm-neuron 0.24, Neuron
-2.32) supports Trn2/Trn3 only; `check_engine_family` rejects other pairs before any work.
+Which engine serves which generation is the compatibility matrix's (agentfleet/spec/compat.json);
+`check_engine_family` rejects other pairs before any work.
 Neuron libraries are imported lazily, so this module imports on any machine.
 """
 
@@ -17,6 +17,7 @@ from agentfleet.serve.boot.engine_api import Engine, package_version
 from agentfleet.serve.boot.optimum_neuron import OptimumNeuronBackend, OptimumNeuronEngine
 from agentfleet.serve.boot.vllm_neuron import VllmNeuronBackend, VllmNeuronEngine
 from agentfleet.serve.model.base import ModelBackend
+from agentfleet.spec.compat import families_of
 from agentfleet.spec.settings import Settings
 
 __all__ = [
@@ -24,21 +25,18 @@ __all__ = [
     "VllmNeuronEngine", "check_engine_family", "create_engine", "package_version",
 ]
 
-SUPPORTED_FAMILIES: dict[str, tuple[str, ...]] = {
-    "transformers-cpu": ("cpu",),
-    "optimum-neuron": ("inf2", "trn1", "trn1n", "trn2"),
-    "vllm-neuron": ("trn2", "trn3"),
-}
+ENGINES = ("transformers-cpu", "optimum-neuron", "vllm-neuron")
 
 
 def check_engine_family(engine: str, family: str) -> None:
-    families = SUPPORTED_FAMILIES.get(engine)
-    if families is None:
-        raise ValueError(f"engine {engine!r} cannot be booted; choose one of {sorted(SUPPORTED_FAMILIES)}")
+    """`family` is an accelerator generation (agentfleet.spec.compat.generation); the matrix says which
+    engine serves it, and each engine ships in its own image, so no other pairing can boot."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} cannot be booted; choose one of {sorted(ENGINES)}")
+    families = families_of(engine)
     if family not in families:
-        hint = " (optimum-neuron has no Trn3 support: use vllm-neuron)" if family == "trn3" else ""
         raise ValueError(f"engine {engine!r} does not run on instance family {family!r}; "
-                         f"it supports {', '.join(families)}{hint}")
+                         f"it supports {', '.join(families) or 'none'} (agentfleet/spec/compat.json)")
 
 
 class CpuEngine:

@@ -7,30 +7,27 @@ import dataclasses
 
 from agentfleet.ops import instance
 from agentfleet.ops.metrics import Metrics
-from agentfleet.serve.boot.cache_key import instance_family
 from agentfleet.serve.boot.engines import create_engine
 from agentfleet.serve.boot.sequence import Boot, BootDeps, BootError
 from agentfleet.serve.model.base import ModelBackend
+from agentfleet.spec.compat import UnknownInstance, engine_for, generation, instance_family
 from agentfleet.spec.settings import Settings
-
-# vLLM Neuron is the engine of the pinned Trn2/Trn3 container; optimum-neuron serves Inf2/Trn1.
-DEFAULT_ENGINE = {"trn3": "vllm-neuron", "trn2": "vllm-neuron", "trn1": "optimum-neuron",
-                  "trn1n": "optimum-neuron", "inf2": "optimum-neuron", "cpu": "transformers-cpu"}
 
 
 def resolve_target(settings: Settings, imds: instance.InstanceMetadata) -> Settings:
-    """Settings with a concrete instance_family and engine."""
+    """Settings with a concrete instance_family (the accelerator generation: compiled artifacts are per
+    generation) and engine, both from the compatibility matrix (agentfleet.spec.compat)."""
     family = settings.instance_family
     if family in ("", "auto"):
         instance_type = imds.instance_type()
         if instance_type is None:
             raise BootError("resolve", "instance_family is 'auto' but instance metadata is unreachable")
         family = instance_family(instance_type)
-    engine = settings.engine
-    if engine in ("", "auto"):
-        if family not in DEFAULT_ENGINE:
-            raise BootError("resolve", f"no default engine for instance family {family!r}")
-        engine = DEFAULT_ENGINE[family]
+    try:
+        family = generation(family)
+        engine = settings.engine if settings.engine not in ("", "auto") else engine_for(family)
+    except UnknownInstance as exc:
+        raise BootError("resolve", str(exc)) from None
     return dataclasses.replace(settings, instance_family=family, engine=engine)
 
 
