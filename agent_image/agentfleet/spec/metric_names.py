@@ -24,6 +24,8 @@ GENERATED_TOKENS = "GeneratedTokens"
 BATCH_FILL_PERCENT = "BatchFill"
 BACKLOG_RECORDS = "BacklogRecords"  # the scaling policy tracks this one
 MILLIS_BEHIND_LATEST = "MillisBehindLatest"
+LEASED_SHARDS = "LeasedShards"  # gauge per worker each minute (Sum over workers = shards being read)
+LEASE_BALANCING_FAILURES = "LeaseBalancingFailures"  # a lease tick (ListShards/Scan/take/renew) failed
 
 # Boot and compile cache
 BOOT_TO_READY_SECONDS = "BootToReady"

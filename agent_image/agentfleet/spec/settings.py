@@ -31,6 +31,9 @@ class Settings:
     audit_table: str = ""
     state_machine_arn: str = ""
     cache_bucket: str = ""
+    quarantine_bucket: str = ""  # where quarantined/failed records' bytes are kept; "" = cache_bucket
+    quarantine_prefix: str = "quarantine/"
+    image_uri: str = ""  # the running container image (with digest when known); part of the compile-cache key
     weights_prefix: str = ""  # s3 prefix of a model-weights mirror in cache_bucket; "" = use the hub
     hf_token_secret_id: str = ""  # Secrets Manager id of the Hugging Face token; "" = none
     asg_name: str = ""
