@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentfleet.ingest.adapters.common import finish
+from agentfleet.ingest.adapters.common import finish, text
 from agentfleet.spec.events import Event, Rejection
 
 SPEC_VERSION = "1.0"
@@ -30,8 +30,7 @@ def is_cloudevent(doc: dict[str, Any]) -> bool:
 
 
 def decode(doc: dict[str, Any], *, arrival_time: str) -> Event | Rejection:
-    event_id = doc.get("id") if isinstance(doc.get("id"), str) else ""
-    event_type = doc.get("type") if isinstance(doc.get("type"), str) else ""
+    event_id, event_type = text(doc, "id"), text(doc, "type")
     for name in REQUIRED:
         if not isinstance(doc.get(name), str) or not doc[name]:
             return Rejection("missing_field", f"CloudEvent attribute {name!r} is required and must be a non-empty "
