@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agentfleet.ingest.adapters import UNKNOWN_SHAPE, decode, decode_named
+from agentfleet.ingest.adapters import UNKNOWN_SHAPE, arrival_iso, decode, decode_named
 from agentfleet.spec.events import Event, Rejection, parse_record
 from tests.ingest.samples import ARRIVAL, LIMIT, sample
 
@@ -86,3 +87,11 @@ def test_unrecognised_records(data: bytes, reason: str) -> None:
 def test_github_payload_outside_a_cloudevent_is_unknown_shape() -> None:
     result = _decode(sample("github_push_payload.json"))
     assert isinstance(result, Rejection) and result.reason == UNKNOWN_SHAPE and "after" in result.detail
+
+
+def test_arrival_time_from_kinesis_timestamps() -> None:
+    # boto3 returns ApproximateArrivalTimestamp as an aware datetime; Lambda events carry epoch seconds
+    # (Powertools' kinesisStreamCloudWatchLogsEvent.json: 1668093033.744).
+    local = datetime(2022, 11, 10, 17, 10, 33, 744000, tzinfo=timezone(timedelta(hours=2)))
+    assert arrival_iso(local) == "2022-11-10T15:10:33.744Z"
+    assert arrival_iso(1668093033.744) == "2022-11-10T15:10:33.744Z"

@@ -20,13 +20,14 @@ a `source` is never read as EventBridge. GitHub webhooks arrive as CloudEvents (
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from agentfleet.ingest.adapters import cloudevents, eventbridge, logs
 from agentfleet.ingest.adapters.common import UNKNOWN_SHAPE, Dropped
 from agentfleet.spec.events import Event, Rejection, parse_record
 
-__all__ = ["ADAPTERS", "UNKNOWN_SHAPE", "Decoded", "Dropped", "decode", "decode_named"]
+__all__ = ["ADAPTERS", "UNKNOWN_SHAPE", "Decoded", "Dropped", "arrival_iso", "decode", "decode_named"]
 
 Decoded = Event | Rejection | Dropped
 ADAPTERS = ("logs", "cloudevents", "kit", "eventbridge", "unknown")  # names decode_named reports
@@ -64,6 +65,16 @@ def decode_named(data: bytes, *, arrival_time: str, max_record_bytes: int) -> tu
     return "unknown", Rejection(UNKNOWN_SHAPE, f"JSON object of no known shape (keys: {keys}); expected a "
                                                "CloudEvent, an EventBridge event, a CloudWatch Logs record or "
                                                "a kit envelope", _str(doc, "id"), _str(doc, "type"))
+
+
+def arrival_iso(approximate_arrival: datetime | float) -> str:
+    """A Kinesis record's ApproximateArrivalTimestamp (boto3 gives a datetime; epoch seconds are
+    accepted too) as the ISO-8601 UTC `arrival_time` decode expects."""
+    moment = (approximate_arrival if isinstance(approximate_arrival, datetime)
+              else datetime.fromtimestamp(approximate_arrival, tz=UTC))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _json_object(data: bytes) -> dict[str, Any] | Rejection:
