@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,3 +178,11 @@ def test_workflow_run_conclusions_map_to_ci_types() -> None:
 def test_missing_configuration_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=webhook.ENV_SECRET_ID):
         webhook.WebhookIngest(secrets=None, kinesis=None, secret_id="", stream_name="s")
+
+
+def test_handler_module_needs_no_jsonschema() -> None:
+    """The Lambda asset carries the handler without the runtime's validation dependencies."""
+    code = ("import sys; import agentfleet.ingest.webhook; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'numpy', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -14,6 +14,9 @@ Facts used (sources):
   `isBase64Encoded` true when Lambda base64-encoded it, requestContext.timeEpoch in ms.
   The function returns {"statusCode", "headers", "body"}.
 
+Lambda package: this module needs only agentfleet/{ops/logs.py, ops/aws.py} and boto3 (which the
+Lambda Python runtime includes); it deliberately imports nothing that needs jsonschema.
+
 Behaviour: a missing or wrong signature -> 401, logged as one structured line
 ("webhook rejected", metric=WebhookRejected) and never written to the stream; ping -> 200, not
 written; otherwise PutRecords of one CloudEvent (partition key = subject = repository full name):
@@ -40,7 +43,6 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-from agentfleet.ingest.adapters.common import text
 from agentfleet.ops import logs
 from agentfleet.ops.aws import client
 
@@ -80,11 +82,17 @@ def event_type(event_name: str, payload: dict[str, Any]) -> str:
 def to_cloudevent(event_name: str, delivery: str, payload: dict[str, Any], time_iso: str) -> dict[str, Any]:
     """One GitHub delivery as a CloudEvents 1.0 JSON object (read back by ingest.adapters.cloudevents)."""
     # Repository events carry repository.full_name; organisation-level ones only the org or sender.
-    subject = (text(payload, "repository", "full_name") or text(payload, "organization", "login")
-               or text(payload, "sender", "login"))
+    subject = (_field(payload, "repository", "full_name") or _field(payload, "organization", "login")
+               or _field(payload, "sender", "login"))
     return {"specversion": "1.0", "id": delivery, "source": f"https://github.com/{subject}".rstrip("/"),
             "type": event_type(event_name, payload), "subject": subject or "github.com", "time": time_iso,
             "datacontenttype": "application/json", "githubevent": event_name, "data": payload}
+
+
+def _field(payload: dict[str, Any], parent: str, name: str) -> str:
+    node = payload.get(parent)
+    value = node.get(name) if isinstance(node, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def _response(status: int, message: str) -> dict[str, Any]:
