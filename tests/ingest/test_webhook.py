@@ -165,6 +165,14 @@ def test_failed_put_is_502_and_the_delivery_is_not_remembered(aws: dict[str, Any
     assert kinesis.calls == 2
 
 
+def test_published_workflow_run_completed_is_ci_succeeded(aws: dict[str, Any]) -> None:
+    body = sample("github_workflow_run_completed_payload.json")
+    assert _ingest(aws).handle(_request(body, event="workflow_run", delivery="w-1"))["statusCode"] == 202
+    [record] = _records(aws)
+    event = decode(record["Data"], arrival_time=ARRIVAL, max_record_bytes=LIMIT)
+    assert isinstance(event, Event) and (event.type, event.subject) == ("ci.succeeded", "octo-org/octo-repo")
+
+
 def test_workflow_run_conclusions_map_to_ci_types() -> None:
     payload = {"action": "completed", "workflow_run": {"conclusion": "failure"}, "repository": {"full_name": "o/r"}}
     assert webhook.event_type("workflow_run", payload) == "ci.failed"

@@ -51,6 +51,8 @@ ENV_SECRET_ID = "AGENTFLEET_WEBHOOK_SECRET_ID"  # noqa: S105 - the variable's na
 ENV_STREAM_NAME = "AGENTFLEET_STREAM_NAME"  # same variable the workers read (spec.settings)
 REMEMBERED_DELIVERIES = 10_000
 REJECTED_METRIC = "WebhookRejected"  # lead: add to spec.metric_names and count it through ops.metrics
+# workflow_run.conclusion enum: success, failure, neutral, cancelled, ... (octokit/webhooks @ 3a58428,
+# payload-schemas/api.github.com/common/workflow-run.schema.json); only these two are CI verdicts.
 _CI = {"success": "ci.succeeded", "failure": "ci.failed"}
 
 
