@@ -41,3 +41,21 @@ def _boot_resources(emulator: Any) -> tuple[Any, Any, str]:
 def boot_aws(_boot_resources: tuple[Any, Any, str]) -> BootAws:
     s3, ddb, name = _boot_resources
     return BootAws(s3, ddb, name, name, revision=uuid.uuid4().hex[:12])
+
+
+FAKE_BIN = Path(__file__).parent / "fake_bin"
+
+
+@pytest.fixture
+def neuron_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fake `vllm`, `neuron-ls` and `neuron-monitor` (tests/boot/fake_bin) first on PATH, run by
+    this interpreter; returns their shared state folder (who holds the fake NeuronCores, call logs)."""
+    import os
+
+    state, python_dir = tmp_path / "neuron-state", tmp_path / "python-bin"
+    state.mkdir()
+    python_dir.mkdir()
+    (python_dir / "python3").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(FAKE_BIN), str(python_dir), os.environ["PATH"]]))
+    monkeypatch.setenv("FAKE_NEURON_STATE", str(state))
+    return state

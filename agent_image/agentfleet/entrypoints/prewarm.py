@@ -51,8 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = resolve_target(settings, imds)
         engine = create_engine(target, target.instance_family)
-        result = Boot(target, engine, target.instance_family, deps,
-                      owner=f"prewarm-{imds.instance_id() or settings.worker_id}").prepare()
+        try:
+            result = Boot(target, engine, target.instance_family, deps,
+                          owner=f"prewarm-{imds.instance_id() or settings.worker_id}").prepare()
+        finally:
+            engine.release()  # nothing serves here: stop the compile server and wait for its cores
     except (BootError, ValueError) as exc:
         log.error("pre-warm failed", extra={"reason": str(exc)})
         return 1

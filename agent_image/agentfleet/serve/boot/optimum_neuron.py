@@ -38,6 +38,15 @@ class OptimumNeuronEngine:
 
         return package_version("optimum-neuron"), package_version("neuronx-cc")
 
+    def artifact_config(self) -> dict[str, str]:
+        # The export's shape arguments are already key inputs; the compiler flags come from the environment.
+        import os
+
+        return {name: os.environ[name] for name in ("NEURON_CC_FLAGS",) if name in os.environ}
+
+    def release(self) -> None:
+        """The export runs in process; nothing is left running."""
+
     def compile(self, *, weights: Path | None, out_dir: Path) -> None:
         if weights is None:
             raise ValueError("optimum-neuron export needs the model weights on local disk")
