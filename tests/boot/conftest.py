@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ FAKE_BIN = Path(__file__).parent / "fake_bin"
 
 
 @pytest.fixture
-def neuron_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def neuron_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The fake `vllm`, `neuron-ls` and `neuron-monitor` (tests/boot/fake_bin) first on PATH, run by
     this interpreter; returns their shared state folder (who holds the fake NeuronCores, call logs)."""
     import os
@@ -58,4 +59,24 @@ def neuron_fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (python_dir / "python3").symlink_to(sys.executable)
     monkeypatch.setenv("PATH", os.pathsep.join([str(FAKE_BIN), str(python_dir), os.environ["PATH"]]))
     monkeypatch.setenv("FAKE_NEURON_STATE", str(state))
-    return state
+    yield state
+    _stop_leftover_servers(state)
+
+
+def _stop_leftover_servers(state: Path) -> None:
+    """A failing test may leave a fake server running; stop the ones this test started, by pid."""
+    import json
+    import os
+    import signal
+
+    calls = state / "vllm_calls.jsonl"
+    if not calls.exists():
+        return
+    for line in calls.read_text().splitlines():
+        pid = int(json.loads(line)["pid"])
+        try:
+            if "fake_bin" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                continue  # gone, and the pid now belongs to something else
+            os.killpg(pid, signal.SIGKILL)  # each fake server leads its own process group
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass

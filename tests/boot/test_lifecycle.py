@@ -85,3 +85,26 @@ def test_boot_check_without_the_tools(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DeviceUnhealthy, match="aws-neuronx-tools"):
         check_at_boot(needed_cores=1)
+
+
+def test_a_model_server_that_dies_while_serving_is_fatal() -> None:
+    import threading
+    import time
+    import types
+
+    from agentfleet.entrypoints.boot import watch_server
+
+    asg = Asg()
+    guard = FatalGuard(asg, "i-0abc", in_group=True)
+    state = {"alive": True}
+    server = types.SimpleNamespace(alive=lambda: state["alive"], process=types.SimpleNamespace(returncode=-9))
+    stop = threading.Event()
+    watch_server(types.SimpleNamespace(server=server), guard, stop, interval_s=0.02)  # type: ignore[arg-type]
+    time.sleep(0.1)
+    assert asg.calls == []
+    state["alive"] = False
+    deadline = time.monotonic() + 5
+    while not asg.calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    assert asg.calls[0]["HealthStatus"] == "Unhealthy" and "code -9" in (guard.reason or "")
