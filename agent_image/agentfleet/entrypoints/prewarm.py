@@ -17,6 +17,7 @@ import argparse
 import sys
 from typing import Any
 
+from agentfleet.entrypoints.boot import check_devices
 from agentfleet.ops import instance, logs
 from agentfleet.ops.aws import read_ssm_parameter
 from agentfleet.serve.boot.engines import create_engine
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     imds = instance.InstanceMetadata()
     try:
         target = resolve_target(settings, imds)
+        check_devices(target)  # a compile on a broken device would publish nothing useful
         engine = create_engine(target, target.instance_family)
         try:
             result = Boot(target, engine, target.instance_family, deps,

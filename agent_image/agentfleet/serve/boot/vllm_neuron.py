@@ -33,22 +33,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentfleet.ops import logs
-from agentfleet.serve.boot import device_health
+from agentfleet.serve.boot.vllm_server import READY_TIMEOUT_ENV, VllmServer, free_port
 from agentfleet.serve.model.base import GenerationRequest, GenerationResult, ModelBackend
 from agentfleet.spec.settings import Settings
 
 log = logs.get(__name__)
 
-READY_TIMEOUT_ENV = "VLLM_ENGINE_READY_TIMEOUT_S"
 COMPILE_TIMEOUT_ENVS = ("NEURON_LIBTORCH_COMPILATION_TIMEOUT", "VLLM_NEURON_COMPILATION_TIMEOUT")
 CACHE_ONLY_ENV = "VLLM_NEURON_DISABLE_WARMUP_COMPILE"
 ADDITIONAL_CONFIG = {"neuron_config": {"on_device_sampling_config": {"all_greedy": True}}}
@@ -56,7 +50,6 @@ ADDITIONAL_CONFIG = {"neuron_config": {"on_device_sampling_config": {"all_greedy
 # platform target (compilation_cache.md "Cache Key": compiler args, platform target) and the KV budget
 # cap, because the KV cache size is baked into the NEFF shape (features-guide.md "Memory management").
 ARTIFACT_ENVS = ("NEURON_CC_FLAGS", "NEURON_PLATFORM_TARGET_OVERRIDE", "VLLM_NEURON_KV_GMU_BUDGET_CAP_FRACTION")
-CORES_FREE_TIMEOUT_S = 120.0
 ClientFactory = Callable[[str, Settings, Path], ModelBackend]
 
 
@@ -95,69 +88,6 @@ def artifact_config(settings: Settings, base: dict[str, str] | None = None) -> d
     return config
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class VllmServer:
-    """One `vllm serve` child in its own process group; `wait_ready` polls GET /health."""
-
-    def __init__(self, command: list[str], env: dict[str, str], port: int, artifact_dir: Path) -> None:
-        self.port, self.artifact_dir = port, artifact_dir
-        self.base_url = f"http://127.0.0.1:{port}"
-        log.info("starting vllm server", extra={"command": " ".join(command)})
-        # A session of its own: stop() signals the whole group, so no engine-core or worker child is
-        # left holding NeuronCores after the API server exits.
-        self.process = subprocess.Popen(command, env=env, start_new_session=True)
-
-    def wait_ready(self, timeout_s: float, poll_s: float = 2.0) -> None:
-        start = last_log = time.monotonic()
-        delay = 0.1  # short first polls: a warm start is seconds, a cold compile is an hour
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"vllm server exited with code {self.process.returncode} before it was ready "
-                                   f"(its log above says why; {READY_TIMEOUT_ENV}={timeout_s:.0f})")
-            try:
-                with urllib.request.urlopen(self.base_url + "/health", timeout=5) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            now = time.monotonic()
-            if now - start > timeout_s + 60:  # vLLM's own timeout fires first; this is the backstop
-                self.stop()
-                raise TimeoutError(f"vllm server not ready after {timeout_s:.0f} s")
-            if now - last_log >= 60:
-                last_log = now
-                log.info("vllm server warming up (compiling on a cache miss)", extra={"elapsed_s": round(now - start)})
-            time.sleep(delay)
-            delay = min(poll_s, delay * 2)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, timeout_s: float = 60, cores_free_timeout_s: float = CORES_FREE_TIMEOUT_S) -> None:
-        """SIGTERM the process group, SIGKILL what is left after timeout_s, then wait until the
-        NeuronCores are released (a new server started earlier fails with the cores busy)."""
-        pgid = self.process.pid
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(pgid, signal.SIGKILL)  # the leader may be gone while its children still run
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-        device_health.wait_cores_free(timeout_s=cores_free_timeout_s)
-
-
 def _openai_client(base_url: str, settings: Settings, weights: Path) -> ModelBackend:
     """The model helper's OpenAI-compatible client, counting tokens with the served model's tokenizer
     (an estimate could let an over-long prompt through, which vLLM rejects with 400)."""
@@ -183,6 +113,8 @@ class VllmNeuronEngine:
     weights_for_load = True
 
     def __init__(self, settings: Settings, client_factory: ClientFactory = _openai_client) -> None:
+        if settings.compile_timeout_seconds < 1:
+            raise ValueError(f"compile_timeout_seconds must be >= 1, got {settings.compile_timeout_seconds}")
         self.settings, self.client_factory = settings, client_factory
         self._compiled: VllmServer | None = None  # the server that compiled, kept to serve
 
@@ -198,7 +130,7 @@ class VllmNeuronEngine:
         if weights is None:
             raise ValueError("vllm serve needs the model weights on local disk")
         artifact_dir.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        port = free_port()
         env = serve_env(artifact_dir, self.settings, cache_only=cache_only)
         return VllmServer(serve_command(self.settings, weights, port), env, port, artifact_dir)
 
