@@ -185,7 +185,8 @@ class VllmNeuronBackend:
         return self.client.generate(requests)
 
     def close(self) -> None:
+        """At shutdown: stop the server's process group; its cores need not be free for a process that exits."""
         try:
             self.client.close()
         finally:
-            self.server.stop()
+            self.server.stop(wait_for_cores=False)

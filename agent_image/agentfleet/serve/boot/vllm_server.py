@@ -65,9 +65,11 @@ class VllmServer:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout_s: float = 60, cores_free_timeout_s: float = CORES_FREE_TIMEOUT_S) -> None:
-        """SIGTERM the process group, SIGKILL what is left after timeout_s, then wait until the
-        NeuronCores are released (a new server started earlier fails with the cores busy)."""
+    def stop(self, timeout_s: float = 60, cores_free_timeout_s: float = CORES_FREE_TIMEOUT_S,
+             wait_for_cores: bool = True) -> None:
+        """SIGTERM the process group, SIGKILL what is left after timeout_s, then (unless the process is
+        about to exit anyway) wait until the NeuronCores are released: a new server started earlier
+        fails with the cores busy."""
         pgid = self.process.pid
         try:
             os.killpg(pgid, signal.SIGTERM)
@@ -82,4 +84,5 @@ class VllmServer:
         except ProcessLookupError:
             pass
         self.process.wait()
-        device_health.wait_cores_free(timeout_s=cores_free_timeout_s)
+        if wait_for_cores:
+            device_health.wait_cores_free(timeout_s=cores_free_timeout_s)
