@@ -14,6 +14,7 @@ Sources (aws-neuron/aws-neuron-sdk, Neuron 2.32 docs, read 2026-12-01):
 from __future__ import annotations
 
 import json
+import selectors
 import shutil
 import subprocess
 import time
@@ -92,8 +93,6 @@ def first_report(command: Sequence[str] = NEURON_MONITOR, timeout_s: float = 30)
     try:
         assert process.stdout is not None
         deadline = time.monotonic() + timeout_s
-        import selectors
-
         with selectors.DefaultSelector() as selector:
             selector.register(process.stdout, selectors.EVENT_READ)
             while time.monotonic() < deadline:
