@@ -55,8 +55,17 @@ class RecordingEngine:
     loads: list[Path] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    config: dict[str, str] = field(default_factory=dict)
+    released: int = 0
+
     def versions(self) -> tuple[str, str]:
         return self.version, self.compiler
+
+    def artifact_config(self) -> dict[str, str]:
+        return dict(self.config)
+
+    def release(self) -> None:
+        self.released += 1
 
     def compile(self, *, weights: Path | None, out_dir: Path) -> None:
         with self.lock:
@@ -90,6 +99,7 @@ class BootAws:
             model_id="meta-llama/Llama-3.2-1B-Instruct", model_revision=self.revision, engine="optimum-neuron",
             instance_family="trn2", batch_size=4, sequence_length=1024, tensor_parallel_degree=2,
             worker_id=f"w-{uuid.uuid4().hex[:6]}",
+            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/agentfleet@sha256:ab12",
         )
         values.update(overrides)
         return Settings(**values)

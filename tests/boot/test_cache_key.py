@@ -14,6 +14,8 @@ BASE = CacheKeyInputs(
     model_id="meta-llama/Llama-3.2-1B-Instruct", model_revision="abc123", engine="vllm-neuron",
     engine_version="0.24.0.1.1.0", compiler_version="2.27.5334.0", batch_size=8, sequence_length=2048,
     tensor_parallel_degree=4, instance_family="trn3",
+    image_uri="public.ecr.aws/neuron/pytorch-inference-vllm-neuronx:0.24.0.1.1.0-neuronx-py313-sdk2.32.0-ubuntu24.04",
+    engine_config='{"serve_flags":"--max-num-seqs 8"}',
 )
 
 CHANGES: dict[str, Any] = {
@@ -26,6 +28,8 @@ CHANGES: dict[str, Any] = {
     "sequence_length": 4096,
     "tensor_parallel_degree": 8,
     "instance_family": "trn2",
+    "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/agentfleet@sha256:0f",
+    "engine_config": '{"NEURON_CC_FLAGS":"-O1","serve_flags":"--max-num-seqs 8"}',
 }
 
 
@@ -45,11 +49,16 @@ def test_every_input_is_in_the_key() -> None:
     assert len(keys) == len(CHANGES) + 1
 
 
-def test_from_settings_reads_shape_and_model() -> None:
+def test_from_settings_reads_shape_model_image_and_engine_config() -> None:
     settings = Settings(model_id="m", model_revision="r", engine="vllm-neuron", batch_size=2, sequence_length=256,
-                        tensor_parallel_degree=2, instance_family="trn2")
-    inputs = CacheKeyInputs.from_settings(settings, engine_version="1", compiler_version="2")
+                        tensor_parallel_degree=2, instance_family="trn2", image_uri="repo@sha256:aa")
+    inputs = CacheKeyInputs.from_settings(settings, engine_version="1", compiler_version="2",
+                                          engine_config={"b": "2", "a": "1"})
     assert (inputs.batch_size, inputs.sequence_length, inputs.tensor_parallel_degree) == (2, 256, 2)
+    assert inputs.image_uri == "repo@sha256:aa" and inputs.engine_config == '{"a":"1","b":"2"}'
+    with pytest.raises(ValueError, match="AGENTFLEET_IMAGE_URI"):
+        CacheKeyInputs.from_settings(Settings(engine="vllm-neuron"), engine_version="1", compiler_version="2")
+    assert CacheKeyInputs.from_settings(Settings(), engine_version="1", compiler_version="2").image_uri == ""
     assert CacheKeyInputs.from_settings(settings, engine_version="1", compiler_version="2",
                                         instance_family="trn3").key() != inputs.key()
 

@@ -101,3 +101,13 @@ def test_an_unsafe_manifest_is_refused(boot_aws: BootAws, tmp_path: Path) -> Non
     boot_aws.s3.put_object(Bucket=boot_aws.bucket, Key=f"compiled/k2/{MANIFEST}", Body=b"{not json")
     with pytest.raises(CacheEntryError, match="malformed"):
         cache.lookup("k2")
+
+
+def test_a_different_serve_config_or_image_is_a_different_entry(boot_aws: BootAws, tmp_path: Path) -> None:
+    _boot(boot_aws, RecordingEngine(config={"NEURON_CC_FLAGS": "-O1"}), tmp_path / "a")[0].run()
+    flags = RecordingEngine(config={"NEURON_CC_FLAGS": "-O2"})
+    result = _boot(boot_aws, flags, tmp_path / "b")[0].run()
+    assert len(flags.compiles) == 1 and not result.cache_hit, "other compiler flags must not reuse the NEFFs"
+    image = RecordingEngine(config={"NEURON_CC_FLAGS": "-O1"})
+    _boot(boot_aws, image, tmp_path / "c", image_uri="repo/agentfleet@sha256:new")[0].run()
+    assert len(image.compiles) == 1, "another image must not reuse the NEFFs"

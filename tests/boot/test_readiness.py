@@ -1,4 +1,6 @@
-"""Readiness gate: healthy + CONTINUE only after a warm-up answered; a failed boot ABANDONs.
+"""Readiness gate: healthy + CONTINUE only after a warm-up answered; a failed boot ABANDONs; the launch
+action is heartbeated while booting; the Neuron devices are checked (fake neuron-ls / neuron-monitor on
+PATH) before anything compiles.
 
 moto's autoscaling has no CompleteLifecycleAction, so a recording client stands in for it and
 raises botocore's real ClientError shape where AWS would.
@@ -6,6 +8,7 @@ raises botocore's real ClientError shape where AWS would.
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,6 +33,14 @@ class RecordingAsg:
         self.error = error
         self.health_at_call: list[str] = []
         self.health: HealthServer | None = None
+
+    def record_lifecycle_action_heartbeat(self, **kwargs: str) -> dict[str, Any]:
+        self.calls.append({"op": "RecordLifecycleActionHeartbeat", **kwargs})
+        return {}
+
+    def set_instance_health(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append({"op": "SetInstanceHealth", **kwargs})
+        return {}
 
     def complete_lifecycle_action(self, **kwargs: str) -> dict[str, Any]:
         self.calls.append(kwargs)
@@ -66,14 +77,20 @@ def health() -> Any:
     server.stop()
 
 
-def _run(aws: BootAws, tmp: Path, engine: RecordingEngine, health: HealthServer, asg: RecordingAsg) -> Any:
+def _run(aws: BootAws, tmp: Path, engine: RecordingEngine, health: HealthServer, asg: RecordingAsg,
+         **overrides: Any) -> Any:
     settings = aws.settings(tmp, asg_name="fleet-asg", launch_hook_name="launch-hook", instance_family="auto",
-                            engine="auto")
+                            engine="auto", **overrides)
     metrics = memory_metrics()
     asg.health = health
     booted = boot_and_signal(settings, deps=aws.deps(metrics), health=health, imds=FakeImds(),  # type: ignore[arg-type]
                              asg_client=asg, engine_factory=lambda s, family: engine)
     return booted, emitted(metrics)
+
+
+@pytest.fixture(autouse=True)
+def _devices(neuron_fakes: Path) -> Path:
+    return neuron_fakes  # every boot here resolves to a Neuron engine: it meets the fake devices first
 
 
 def test_success_goes_healthy_then_continues(boot_aws: BootAws, tmp_path: Path, health: HealthServer) -> None:
@@ -92,11 +109,12 @@ def test_success_goes_healthy_then_continues(boot_aws: BootAws, tmp_path: Path, 
 
 
 def test_compile_failure_abandons_and_reports_why(boot_aws: BootAws, tmp_path: Path, health: HealthServer) -> None:
-    asg = RecordingAsg()
-    booted, metrics = _run(boot_aws, tmp_path, RecordingEngine(fail_compile=True), health, asg)
+    asg, engine = RecordingAsg(), RecordingEngine(fail_compile=True)
+    booted, metrics = _run(boot_aws, tmp_path, engine, health, asg)
     assert booted is None
     assert [c["LifecycleActionResult"] for c in asg.calls] == ["ABANDON"]
     assert _ping(health) == 503
+    assert engine.released == 1, "a failed boot releases what the engine holds (the compile server's cores)"
     assert '"BootFailure": 1.0' in metrics and '"Phase": "compile"' in metrics
     # The lock was released, so a replacement instance can compile.
     locks = boot_aws.dynamodb.scan(TableName=boot_aws.table)["Items"]
@@ -130,3 +148,42 @@ def test_resolve_target_rejects_impossible_pairs(boot_aws: BootAws, tmp_path: Pa
 
     with pytest.raises(ValueError, match=r"does not run on instance family .trn3.; it supports trn1, inf2"):
         create_engine(boot_aws.settings(tmp_path, engine="optimum-neuron"), "trn3")
+
+
+def test_a_long_boot_heartbeats_the_launch_action(boot_aws: BootAws, tmp_path: Path, health: HealthServer) -> None:
+    asg = RecordingAsg()
+    booted, _ = _run(boot_aws, tmp_path, RecordingEngine(compile_seconds=2.5), health, asg,
+                     lifecycle_heartbeat_seconds=1)
+    assert booted is not None
+    ops = [c.get("op", c.get("LifecycleActionResult")) for c in asg.calls]
+    assert ops[-1] == "CONTINUE" and ops.count("RecordLifecycleActionHeartbeat") >= 2, ops
+    beat = next(c for c in asg.calls if c.get("op") == "RecordLifecycleActionHeartbeat")
+    assert beat == {"op": "RecordLifecycleActionHeartbeat", "AutoScalingGroupName": "fleet-asg",
+                    "LifecycleHookName": "launch-hook", "InstanceId": "i-0123456789abcdef0"}
+
+
+def test_dead_devices_abandon_before_any_compile(boot_aws: BootAws, tmp_path: Path, health: HealthServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_NEURON_LS_FAIL", "1")
+    asg, engine = RecordingAsg(), RecordingEngine()
+    booted, metrics = _run(boot_aws, tmp_path, engine, health, asg)
+    assert booted is None and engine.compiles == [] and asg.calls[-1]["LifecycleActionResult"] == "ABANDON"
+    assert '"Phase": "device_health"' in metrics
+
+
+def test_uncorrected_ecc_abandons_before_any_compile(boot_aws: BootAws, tmp_path: Path, health: HealthServer,
+                                                     neuron_fakes: Path) -> None:
+    (neuron_fakes / "hw_counters.json").write_text(json.dumps([{
+        "neuron_device_index": 0, "mem_ecc_corrected": 3, "mem_ecc_uncorrected": 1,
+        "sram_ecc_uncorrected": 0, "sram_ecc_corrected": 0}]))
+    asg, engine = RecordingAsg(), RecordingEngine()
+    booted, metrics = _run(boot_aws, tmp_path, engine, health, asg)
+    assert booted is None and engine.compiles == [] and '"Phase": "device_health"' in metrics
+
+
+def test_too_few_cores_for_the_tensor_parallel_degree(boot_aws: BootAws, tmp_path: Path, health: HealthServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_NEURON_CORES_PER_DEVICE", "1")  # 1 device x 1 core, TP 2
+    asg, engine = RecordingAsg(), RecordingEngine()
+    booted, metrics = _run(boot_aws, tmp_path, engine, health, asg)
+    assert booted is None and engine.compiles == [] and '"Phase": "device_health"' in metrics

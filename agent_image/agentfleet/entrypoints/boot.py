@@ -1,9 +1,12 @@
 """The container entry point: boot the model, prove it answers, tell Auto Scaling, then run the agents.
 
-    /ping "starting" -> boot (cache or compile) -> load -> warm-up request -> /ping "healthy"
-      -> CompleteLifecycleAction CONTINUE (launch hook) -> worker loop
-A failed boot logs why, emits BootFailure{Phase}, completes the launch action with ABANDON
-(the group replaces the instance rather than count a broken one in service) and exits 1.
+    /ping "starting" -> device health (Neuron) -> boot (cache or compile) -> load -> warm-up request
+      -> /ping "healthy" -> CompleteLifecycleAction CONTINUE (launch hook) -> worker loop
+Until CONTINUE, RecordLifecycleActionHeartbeat keeps the launch action alive (a cold compile can
+outlast the hook's heartbeat timeout). A failed boot logs why, emits BootFailure{Phase}, completes
+the launch action with ABANDON (the group replaces the instance rather than count a broken one in
+service) and exits 1. After InService, a fatal error (Neuron hardware errors from neuron-monitor,
+the model server gone, the worker crashing) calls SetInstanceHealth Unhealthy once.
 
 `engine` and `instance_family` may be "auto": the family then comes from IMDS (a mixed
 Trn3/Trn2/Inf2 group boots whichever it got) and the engine from the family.
@@ -12,6 +15,7 @@ Trn3/Trn2/Inf2 group boots whichever it got) and the engine from the family.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +23,9 @@ from typing import Any
 from agentfleet.ops import instance, logs
 from agentfleet.ops.health import HealthServer
 from agentfleet.ops.metrics import Metrics
+from agentfleet.serve.boot import device_health
 from agentfleet.serve.boot.engines import Engine, create_engine
+from agentfleet.serve.boot.lifecycle import FatalGuard, lifecycle_heartbeat
 from agentfleet.serve.boot.load import make_deps, make_metrics, resolve_target
 from agentfleet.serve.boot.sequence import Boot, BootDeps, BootError, BootResult
 from agentfleet.serve.model.base import ModelBackend
@@ -30,6 +36,17 @@ log = logs.get(__name__)
 
 WorkerRunner = Callable[[Settings, ModelBackend, HealthServer, Metrics, instance.InstanceMetadata], int]
 EngineFactory = Callable[[Settings, str], Engine]
+DeviceCheck = Callable[[Settings], None]
+
+
+def check_devices(target: Settings) -> None:
+    """Neuron engines only: the devices answer and report no hardware error, before any compile."""
+    if target.engine == "transformers-cpu":
+        return
+    try:
+        device_health.check_at_boot(needed_cores=target.tensor_parallel_degree)
+    except device_health.DeviceUnhealthy as exc:
+        raise BootError("device_health", str(exc)) from None
 
 
 def signal_launch(settings: Settings, imds: instance.InstanceMetadata, asg_client: Any, result: str) -> None:
@@ -54,14 +71,19 @@ def boot_and_signal(
     imds: instance.InstanceMetadata,
     asg_client: Any,
     engine_factory: EngineFactory = create_engine,
+    device_check: DeviceCheck = check_devices,
 ) -> tuple[Settings, BootResult] | None:
-    """Boot, warm up, go healthy, CONTINUE. On failure: log, metric, ABANDON, return None."""
+    """Device health, boot, warm up, go healthy, CONTINUE (heartbeating the launch action until then).
+    On failure: log, metric, ABANDON, return None."""
     started = time.monotonic()
+    instance_id = imds.instance_id()
     try:
-        target = resolve_target(settings, imds)
-        engine = engine_factory(target, target.instance_family)
-        owner = imds.instance_id() or settings.worker_id
-        result = Boot(target, engine, target.instance_family, deps, owner=owner).run()
+        with lifecycle_heartbeat(asg_client, asg_name=settings.asg_name, hook_name=settings.launch_hook_name,
+                                 instance_id=instance_id, interval_s=settings.lifecycle_heartbeat_seconds):
+            target = resolve_target(settings, imds)
+            device_check(target)
+            engine = engine_factory(target, target.instance_family)
+            result = Boot(target, engine, target.instance_family, deps, owner=instance_id or settings.worker_id).run()
     except Exception as exc:
         phase = exc.phase if isinstance(exc, BootError) else "resolve"
         log.error("boot failed; abandoning this instance", extra={"phase": phase, "reason": str(exc)}, exc_info=True)
@@ -140,16 +162,38 @@ def main(argv: list[str] | None = None, *, run_worker: WorkerRunner = _run_worke
         return 1
     target, result = booted
     assert result.backend is not None
-    monitor = NeuronMonitor(metrics)
+    guard = FatalGuard(asg, imds.instance_id(), in_group=bool(settings.asg_name))
+    monitor = NeuronMonitor(metrics, on_hardware_error=guard.fail)
+    stop_watch = threading.Event()
     if target.engine != "transformers-cpu":
         monitor.start()
+        watch_server(result.backend, guard, stop_watch)
     try:
         return run_worker(target, result.backend, health, metrics, imds)
+    except Exception as exc:
+        guard.fail(f"worker crashed: {type(exc).__name__}: {exc}")
+        raise
     finally:
+        stop_watch.set()
         monitor.stop()
         result.backend.close()
         metrics.flush()
         health.stop()
+
+
+def watch_server(backend: ModelBackend, guard: FatalGuard, stop: threading.Event, interval_s: float = 5.0) -> None:
+    """A local model server (vLLM) that dies while serving is fatal: the worker alone cannot restart it."""
+    server = getattr(backend, "server", None)
+    if server is None or not hasattr(server, "alive"):
+        return
+
+    def watch() -> None:
+        while not stop.wait(interval_s):
+            if not server.alive():
+                guard.fail(f"model server exited with code {server.process.returncode} while serving")
+                return
+
+    threading.Thread(target=watch, name="model-server-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 import sys
 from typing import Any
 
+from agentfleet.entrypoints.boot import check_devices
 from agentfleet.ops import instance, logs
 from agentfleet.ops.aws import read_ssm_parameter
 from agentfleet.serve.boot.engines import create_engine
@@ -50,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     imds = instance.InstanceMetadata()
     try:
         target = resolve_target(settings, imds)
+        check_devices(target)  # a compile on a broken device would publish nothing useful
         engine = create_engine(target, target.instance_family)
-        result = Boot(target, engine, target.instance_family, deps,
-                      owner=f"prewarm-{imds.instance_id() or settings.worker_id}").prepare()
+        try:
+            result = Boot(target, engine, target.instance_family, deps,
+                          owner=f"prewarm-{imds.instance_id() or settings.worker_id}").prepare()
+        finally:
+            engine.release()  # nothing serves here: stop the compile server and wait for its cores
     except (BootError, ValueError) as exc:
         log.error("pre-warm failed", extra={"reason": str(exc)})
         return 1

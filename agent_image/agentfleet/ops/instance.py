@@ -1,4 +1,12 @@
-"""This instance as EC2 and Auto Scaling see it: an IMDSv2 client and the lifecycle-action call.
+"""This instance as EC2 and Auto Scaling see it: an IMDSv2 client and the Auto Scaling calls it makes
+about itself (CompleteLifecycleAction, RecordLifecycleActionHeartbeat, SetInstanceHealth).
+
+Parameter names and values are botocore 1.44's autoscaling 2011-01-01 service model: the heartbeat
+takes AutoScalingGroupName + LifecycleHookName (required) and InstanceId, and "extends the timeout by
+the length of time defined using the PutLifecycleHook API call" (HeartbeatTimeout, 30..7200 s);
+SetInstanceHealth takes InstanceId + HealthStatus (required; "Unhealthy ... Amazon EC2 Auto Scaling
+terminates and replaces the unhealthy instance") and ShouldRespectGracePeriod (boolean; False = act
+even inside the group's HealthCheckGracePeriod).
 
 IMDSv2 needs a session token (PUT /latest/api/token with a TTL header) on every read; the
 token is cached and refreshed before it expires, and once more if IMDS answers 401.
@@ -28,6 +36,7 @@ TOKEN_PATH = "/latest/api/token"  # noqa: S105
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"  # noqa: S105
 TOKEN_HEADER = "X-aws-ec2-metadata-token"  # noqa: S105
 LIFECYCLE_RESULTS = ("CONTINUE", "ABANDON")
+UNHEALTHY = "Unhealthy"
 _ALREADY_DONE = "No active Lifecycle Action found"
 
 
@@ -165,3 +174,29 @@ def complete_lifecycle_action(
             return
         raise
     log.info("lifecycle action completed", extra=fields)
+
+
+def record_lifecycle_heartbeat(asg_client: Any, *, asg_name: str, hook_name: str, instance_id: str) -> bool:
+    """Extend the pending lifecycle action by one HeartbeatTimeout. False when there is no action any
+    more (completed, or timed out: then the hook's default result already decided)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        asg_client.record_lifecycle_action_heartbeat(
+            AutoScalingGroupName=asg_name, LifecycleHookName=hook_name, InstanceId=instance_id)
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        if _ALREADY_DONE in message:
+            log.info("no lifecycle action to heartbeat", extra={"asg": asg_name, "hook": hook_name,
+                                                                 "aws_message": message})
+            return False
+        raise
+    return True
+
+
+def set_unhealthy(asg_client: Any, *, instance_id: str, reason: str) -> None:
+    """Ask Auto Scaling to replace this instance now (not after the health-check grace period)."""
+    if not instance_id:
+        raise ValueError("set_unhealthy needs instance_id")
+    asg_client.set_instance_health(InstanceId=instance_id, HealthStatus=UNHEALTHY, ShouldRespectGracePeriod=False)
+    log.error("instance marked unhealthy", extra={"instance_id": instance_id, "reason": reason})

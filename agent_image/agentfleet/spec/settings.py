@@ -63,6 +63,10 @@ class Settings:
     local_model_dir: str = ""  # transformers-cpu: where the built small model lives
     torch_threads: int = 1  # transformers-cpu: torch intra-op threads; 1 suits several workers per host
     compile_cache_dir: str = "/var/cache/agentfleet"
+    # Boot (agentfleet.serve.boot): the longest a cold compile + server start may take; vLLM's own
+    # VLLM_ENGINE_READY_TIMEOUT_S (600 s by default) and the Neuron compile timeouts are set from it.
+    compile_timeout_seconds: int = 3 * 3600
+    lifecycle_heartbeat_seconds: int = 60  # RecordLifecycleActionHeartbeat period while booting
     agents: tuple[AgentSpec, ...] = field(default_factory=tuple)
 
 

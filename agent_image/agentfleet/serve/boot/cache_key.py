@@ -29,6 +29,8 @@ class CacheKeyInputs:
     sequence_length: int
     tensor_parallel_degree: int
     instance_family: str
+    image_uri: str = ""  # "" only for the local CPU engine (no container image)
+    engine_config: str = "{}"
 
     def __post_init__(self) -> None:
         for name in ("model_id", "model_revision", "engine", "engine_version", "compiler_version", "instance_family"):
@@ -37,10 +39,14 @@ class CacheKeyInputs:
         for name in ("batch_size", "sequence_length", "tensor_parallel_degree"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"cache key input {name} must be >= 1, got {getattr(self, name)}")
+        if not self.image_uri.strip() and self.engine != "transformers-cpu":
+            raise ValueError(f"cache key input image_uri is empty: engine {self.engine} compiles per image, so "
+                             "set settings.image_uri (AGENTFLEET_IMAGE_URI) to the running image, digest included")
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, engine_version: str, compiler_version: str, instance_family: str | None = None
+        cls, settings: Settings, *, engine_version: str, compiler_version: str, instance_family: str | None = None,
+        engine_config: dict[str, str] | None = None,
     ) -> CacheKeyInputs:
         return cls(
             model_id=settings.model_id,
@@ -52,6 +58,8 @@ class CacheKeyInputs:
             sequence_length=settings.sequence_length,
             tensor_parallel_degree=settings.tensor_parallel_degree,
             instance_family=instance_family or settings.instance_family,
+            image_uri=settings.image_uri,
+            engine_config=json.dumps(engine_config or {}, sort_keys=True, separators=(",", ":")),
         )
 
     def as_dict(self) -> dict[str, str | int]:

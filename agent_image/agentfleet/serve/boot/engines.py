@@ -53,6 +53,12 @@ class CpuEngine:
         # torch stands in for the compiler: a different torch may save different tensors.
         return package_version("transformers"), "torch-" + package_version("torch")
 
+    def artifact_config(self) -> dict[str, str]:
+        return {"seed": str(self.seed)}
+
+    def release(self) -> None:
+        """Nothing runs between compile and load."""
+
     def compile(self, *, weights: Path | None, out_dir: Path) -> None:
         from agentfleet.serve.model.tiny import build_local_model
 

@@ -5,7 +5,9 @@ Guide, each entry of `neuron_runtime_data[]` has a `report` with
   neuroncore_counters.neuroncores_in_use.{core index}.neuroncore_utilization   (percent)
   memory_used.neuron_runtime_used_bytes.neuron_device                          (bytes)
 and an `error` string. We publish every core's utilization (as a distribution) and the device
-memory summed over runtimes. Runs only where neuron-monitor exists (Neuron instances).
+memory summed over runtimes; a report with hardware errors (uncorrected ECC, runtime hardware
+errors: device_health.hardware_errors) is passed to `on_hardware_error`, which the boot entry point
+wires to SetInstanceHealth Unhealthy. Runs only where neuron-monitor exists (Neuron instances).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ import json
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentfleet.ops import logs
 from agentfleet.ops.metrics import Metrics
+from agentfleet.serve.boot.device_health import hardware_errors
 from agentfleet.spec import metric_names
 
 log = logs.get(__name__)
@@ -70,7 +73,11 @@ def publish(sample: NeuronSample, metrics: Metrics) -> None:
     metrics.gauge(metric_names.NEURON_DEVICE_MEMORY_USED, float(sample.device_memory_bytes), "Bytes")
 
 
-def consume(lines: Iterable[str], metrics: Metrics, stop: threading.Event | None = None) -> int:
+HardwareErrorHandler = Callable[[str], None]
+
+
+def consume(lines: Iterable[str], metrics: Metrics, stop: threading.Event | None = None,
+            on_hardware_error: HardwareErrorHandler | None = None) -> int:
     """Publish each report line; a malformed line is logged and skipped. Returns reports published."""
     published = 0
     for line in lines:
@@ -79,12 +86,18 @@ def consume(lines: Iterable[str], metrics: Metrics, stop: threading.Event | None
         if not line.strip():
             continue
         try:
-            sample = parse_report(json.loads(line))
+            doc = json.loads(line)
+            sample = parse_report(doc)
+            broken = hardware_errors(doc)
         except (ValueError, TypeError, AttributeError) as exc:
             log.warning("skipping malformed neuron-monitor report", extra={"reason": str(exc)[:200]})
             continue
         if sample.errors:
             log.warning("neuron-monitor reported errors", extra={"errors": list(sample.errors)[:5]})
+        if broken:
+            log.error("neuron-monitor reports hardware errors", extra={"errors": broken[:5]})
+            if on_hardware_error is not None:
+                on_hardware_error("neuron hardware errors: " + "; ".join(broken[:5]))
         publish(sample, metrics)
         metrics.maybe_flush()
         published += 1
@@ -94,8 +107,9 @@ def consume(lines: Iterable[str], metrics: Metrics, stop: threading.Event | None
 class NeuronMonitor:
     """Runs `neuron-monitor` as a child and publishes its reports from a daemon thread."""
 
-    def __init__(self, metrics: Metrics, command: tuple[str, ...] = ("neuron-monitor",)) -> None:
-        self.metrics, self.command = metrics, command
+    def __init__(self, metrics: Metrics, command: tuple[str, ...] = ("neuron-monitor",),
+                 on_hardware_error: HardwareErrorHandler | None = None) -> None:
+        self.metrics, self.command, self.on_hardware_error = metrics, command, on_hardware_error
         self._stop = threading.Event()
         self._process: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
@@ -108,7 +122,7 @@ class NeuronMonitor:
         self._process = subprocess.Popen(list(self.command), stdout=subprocess.PIPE, text=True)
         stdout = self._process.stdout
         assert stdout is not None
-        self._thread = threading.Thread(target=consume, args=(stdout, self.metrics, self._stop),
+        self._thread = threading.Thread(target=consume, args=(stdout, self.metrics, self._stop, self.on_hardware_error),
                                         name="neuron-monitor", daemon=True)
         self._thread.start()
         return True

@@ -38,6 +38,16 @@ class OptimumNeuronEngine:
 
         return package_version("optimum-neuron"), package_version("neuronx-cc")
 
+    def artifact_config(self) -> dict[str, str]:
+        # The export's shape arguments are already key inputs; neuronx-cc also reads its flags from
+        # NEURON_CC_FLAGS (aws-neuron-sdk about-neuron/arch/neuron-features/neuron-caching.rst).
+        import os
+
+        return {name: os.environ[name] for name in ("NEURON_CC_FLAGS",) if name in os.environ}
+
+    def release(self) -> None:
+        """The export runs in process; nothing is left running."""
+
     def compile(self, *, weights: Path | None, out_dir: Path) -> None:
         if weights is None:
             raise ValueError("optimum-neuron export needs the model weights on local disk")

@@ -109,7 +109,8 @@ class Boot:
         with self.phase("resolve"):
             engine_version, compiler_version = self.engine.versions()
             inputs = CacheKeyInputs.from_settings(self.settings, engine_version=engine_version,
-                                                  compiler_version=compiler_version, instance_family=self.family)
+                                                  compiler_version=compiler_version, instance_family=self.family,
+                                                  engine_config=self.engine.artifact_config())
             key = inputs.key()
             artifact_dir = self.root / key
             log.info("compile cache key", extra={"cache_key": key, **inputs.as_dict()})
@@ -164,9 +165,10 @@ class Boot:
         if self.engine.weights_for_compile:
             with self.phase("weights"):
                 weights = self.weights()
-        partial = artifact_dir.with_name(artifact_dir.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        # Compiled in place: the vLLM server that compiled keeps serving from this folder. A compile that
+        # dies halfway leaves a folder without the local manifest marker, which no boot trusts.
+        shutil.rmtree(artifact_dir, ignore_errors=True)
+        artifact_dir.mkdir(parents=True)
         started = time.monotonic()
 
         def progress() -> None:
@@ -174,11 +176,9 @@ class Boot:
 
         log.info("compile cache miss: compiling", extra={"cache_key": key, "engine": self.engine.name})
         with lock.heartbeat(on_beat=progress) as lost, self.phase("compile"):
-            self.engine.compile(weights=weights, out_dir=partial)
+            self.engine.compile(weights=weights, out_dir=artifact_dir)
         compile_seconds = time.monotonic() - started
         self.deps.metrics.observe(metric_names.COMPILE_SECONDS, compile_seconds, "Seconds")
-        shutil.rmtree(artifact_dir, ignore_errors=True)
-        partial.rename(artifact_dir)
         result.compiled = True
         if lost.is_set():
             # Our lock expired and someone else may be publishing: serve our build, do not race the upload.
@@ -205,8 +205,12 @@ class Boot:
                                                 "completion_tokens": out.completion_tokens[0]})
 
     def run(self) -> BootResult:
-        result = self.prepare()
-        backend = self.load(result)
+        try:
+            result = self.prepare()
+            backend = self.load(result)
+        except BaseException:
+            self.engine.release()  # a compile server left running would hold the NeuronCores
+            raise
         try:
             self.warm_up(backend)
         except BaseException:
