@@ -110,6 +110,8 @@ class NeuronFleet(Construct):
                 delete_on_termination=True))],
             user_data=self._user_data(config, family, built["engine"], image, runtime_config_parameter),
             detailed_monitoring=True,
+            # a Capacity Block group has no overrides, so its one type sits in the template
+            instance_type=ec2.InstanceType(config.instance_types[0]) if config.capacity_block else None,
         )
         cfn = template.node.default_child
         assert isinstance(cfn, ec2.CfnLaunchTemplate)
