@@ -130,7 +130,6 @@ class NeuronFleet(Construct):
     def _user_data(self, config: FleetConfig, family: str, engine: str, image: ecr_assets.DockerImageAsset,
                    runtime_config_parameter: str) -> ec2.UserData:
         region = Stack.of(self).region
-        wait_rounds = config.launch_hook_timeout_minutes * 4  # /ping every 15 s until the launch hook would expire
         user_data = ec2.UserData.for_linux()
         user_data.add_commands(
             "set -euo pipefail",

@@ -25,18 +25,28 @@ GIB = 1024**3
 class SizedConfig(Protocol):
     """The FleetConfig fields this module reads (FleetConfig satisfies it; no import, no circle)."""
 
-    model_id: str
-    model_architecture: str
-    serving_engine: str
-    batch_size: int
-    sequence_length: int
-    tensor_parallel_degree: int
-    instance_types: tuple[str, ...]
-    on_demand_percentage_above_base: int
-    capacity_reservation_id: str
-    capacity_reservation_group_arn: str
-    capacity_block: bool
-
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def model_architecture(self) -> str: ...
+    @property
+    def serving_engine(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def sequence_length(self) -> int: ...
+    @property
+    def tensor_parallel_degree(self) -> int: ...
+    @property
+    def instance_types(self) -> tuple[str, ...]: ...
+    @property
+    def on_demand_percentage_above_base(self) -> int: ...
+    @property
+    def capacity_reservation_id(self) -> str: ...
+    @property
+    def capacity_reservation_group_arn(self) -> str: ...
+    @property
+    def capacity_block(self) -> bool: ...
     @property
     def uses_spot(self) -> bool: ...
 
