@@ -70,7 +70,7 @@ class _Quotas:
         self.value = value
         self.asked: list[str] = []
 
-    def get_service_quota(self, ServiceCode: str, QuotaCode: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def get_service_quota(self, ServiceCode: str, QuotaCode: str) -> dict[str, Any]:
         self.asked.append(QuotaCode)
         return {"Quota": {"Value": self.value}}
 
