@@ -74,3 +74,11 @@ def test_memory_formula() -> None:
     assert qwen is not None
     kv_per_token = 2 * 36 * 8 * 128 * 2
     assert sizing.required_bytes(qwen, 8, 4096) == pytest.approx(8.19e9 * 2 + kv_per_token * 8 * 4096)
+
+
+def test_optimum_families_check_the_model_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    # optimum-neuron 0.4.5 serves by config.json model_type (auto_models.py); qwen3 is one of them
+    assert make_config(instance_types=["inf2.48xlarge"]).instance_families == ("inf2",)
+    monkeypatch.setitem(compat.matrix()["models"]["Qwen/Qwen3-8B"], "model_type", "gemma3")
+    with pytest.raises(ConfigError, match="has model_type 'gemma3', which optimum-neuron 0.4.5"):
+        make_config(instance_types=["inf2.48xlarge"])

@@ -102,7 +102,14 @@ def _engines(config: SizedConfig, rows: list[dict[str, Any]], errors: list[str],
                           f"{engine!r} (compat.json); use 'auto' or drop {family} from instance_types")
         release = compat.engine_release(engine)
         served = release["architectures"]
-        if arch and served is None:
+        model_type = (known or {}).get("model_type")
+        if served is None and release.get("model_types") and model_type:
+            # optimum-neuron serves by config.json model_type (its auto_models.py registry)
+            if model_type not in release["model_types"]:
+                errors.append(f"model_id {config.model_id!r} has model_type {model_type!r}, which {engine} "
+                              f"{release['release']} (the engine of {family} in instance_types) does not serve; "
+                              f"it serves {', '.join(release['model_types'])}")
+        elif arch and served is None:
             warnings.append(f"{engine} {release['release']}: compat.json lists no served architectures, "
                             f"so {arch} on {family} is unchecked")
         elif arch and arch not in served:
