@@ -80,5 +80,5 @@ def test_optimum_families_check_the_model_type(monkeypatch: pytest.MonkeyPatch) 
     # optimum-neuron 0.4.5 serves by config.json model_type (auto_models.py); qwen3 is one of them
     assert make_config(instance_types=["inf2.48xlarge"]).instance_families == ("inf2",)
     monkeypatch.setitem(compat.matrix()["models"]["Qwen/Qwen3-8B"], "model_type", "gemma3")
-    with pytest.raises(ConfigError, match="has model_type 'gemma3', which optimum-neuron 0.4.5"):
+    with pytest.raises(ConfigError, match=r"has model_type 'gemma3', which optimum-neuron 0\.4\.5"):
         make_config(instance_types=["inf2.48xlarge"])
