@@ -158,7 +158,7 @@ class NeuronFleet(Construct):
             "--cap-add IPC_LOCK --ulimit memlock=-1 --shm-size 10g "
             f"-p 127.0.0.1:{HEALTH_PORT}:{HEALTH_PORT} --stop-timeout 60 -v /var/cache/agentfleet:/var/cache/agentfleet "
             f"-e AWS_REGION={region} -e AGENTFLEET_CONFIG=ssm:{runtime_config_parameter} "
-            f"-e AGENTFLEET_ENGINE={engine} -e AGENTFLEET_TENSOR_PARALLEL_DEGREE={config.tensor_parallel_degree} "
+            f"-e AGENTFLEET_ENGINE={engine} -e AGENTFLEET_TENSOR_PARALLEL_DEGREE={config.tp_for(family)} "
             '-e AGENTFLEET_IMAGE_URI="$IMAGE_REF" -e NEURON_SKIP_EFA_AFFINITY=1 '
             f"--log-driver awslogs --log-opt awslogs-region={region} "
             f"--log-opt awslogs-group={self.container_logs.log_group_name} \"$IMAGE\"",

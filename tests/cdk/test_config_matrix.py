@@ -23,6 +23,11 @@ from tests.cdk.conftest import make_config
     ({"instance_types": ["inf2.xlarge"], "tensor_parallel_degree": 1}, "needs 19.8 GiB (weights + KV cache"),
     ({"instance_types": ["trn2.48xlarge"], "tensor_parallel_degree": 1, "batch_size": 64, "sequence_length": 32768},
      "raise tensor_parallel_degree or lower batch_size/sequence_length"),
+    ({"tensor_parallel_by_family": {"trn2": 3}}, "tensor_parallel_by_family[trn2] 3 does not divide the 64"),
+    ({"tensor_parallel_by_family": {"inf2": 4}}, "tensor_parallel_by_family has inf2=4: keys must be families in"),
+    ({"tensor_parallel_by_family": "trn2=x"}, "tensor_parallel_by_family must map instance families to integers"),
+    ({"instance_types": ["inf2.48xlarge"], "tensor_parallel_by_family": {"inf2": 1}},
+     "but tensor_parallel_by_family[inf2] 1 on inf2.48xlarge spans 16 GiB"),
     ({"capacity_block": True}, "capacity_block needs capacity_reservation_id"),
     ({"capacity_block": True, "capacity_reservation_id": "cr-0123"}, "capacity_block needs exactly one type"),
     ({"capacity_reservation_id": "r-1"}, "capacity_reservation_id must look like 'cr-0123...'"),
@@ -82,3 +87,8 @@ def test_optimum_families_check_the_model_type(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(compat.matrix()["models"]["Qwen/Qwen3-8B"], "model_type", "gemma3")
     with pytest.raises(ConfigError, match=r"has model_type 'gemma3', which optimum-neuron 0\.4\.5"):
         make_config(instance_types=["inf2.48xlarge"])
+
+
+def test_tensor_parallel_per_family_from_the_cli() -> None:
+    config = make_config(instance_types="trn2.48xlarge,trn1.32xlarge", tensor_parallel_by_family="trn1=8")
+    assert (config.tp_for("trn1"), config.tp_for("trn2")) == (8, 4)

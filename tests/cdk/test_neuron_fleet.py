@@ -19,7 +19,8 @@ def _fleet(**overrides: Any) -> Template:
 @pytest.fixture(scope="module")
 def mixed() -> Template:
     # a Spot family (trn1) beside the On-Demand trn2 base: two families, two images, Spot share
-    return _fleet(instance_types=["trn2.48xlarge", "trn1.32xlarge"], on_demand_percentage_above_base=50)
+    return _fleet(instance_types=["trn2.48xlarge", "trn1.32xlarge"], on_demand_percentage_above_base=50,
+                  tensor_parallel_by_family={"trn1": 8})
 
 
 def _group(template: Template) -> dict[str, Any]:
@@ -69,7 +70,8 @@ def test_one_launch_template_and_image_per_family_in_one_group(mixed: Template) 
     assert len(templates) == 2
     data = _user_data(mixed)
     assert sum("AGENTFLEET_ENGINE=vllm-neuron" in d for d in data) == 1
-    assert sum("AGENTFLEET_ENGINE=optimum-neuron" in d for d in data) == 1
+    assert sum("AGENTFLEET_ENGINE=optimum-neuron" in d and "AGENTFLEET_TENSOR_PARALLEL_DEGREE=8" in d for d in data) == 1
+    assert sum("AGENTFLEET_ENGINE=vllm-neuron" in d and "AGENTFLEET_TENSOR_PARALLEL_DEGREE=4" in d for d in data) == 1
     # two image assets: two different repository URIs in the user data
     assert len({d.split("IMAGE=")[1][:200] for d in data}) == 2
     overrides = _group(mixed)["Properties"]["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]

@@ -39,6 +39,7 @@ class FleetConfig:
     sequence_length: int
     max_new_tokens: int
     tensor_parallel_degree: int
+    tensor_parallel_by_family: tuple[tuple[str, int], ...]
     instance_types: tuple[str, ...]
     min_capacity: int
     max_capacity: int
@@ -84,6 +85,10 @@ class FleetConfig:
     @property
     def instance_families(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.split(".")[0] for t in self.instance_types))
+
+    def tp_for(self, family: str) -> int:
+        """The tensor-parallel degree of a family's launch template (override, else the default)."""
+        return dict(self.tensor_parallel_by_family).get(family, self.tensor_parallel_degree)
 
     @property
     def uses_spot(self) -> bool:
@@ -149,6 +154,10 @@ class FleetConfig:
         for az in self.availability_zone_ids:
             if not _AZ_ID.match(az):
                 raise ConfigError(f"availability_zone_ids has {az!r}, which is not an AZ id like 'use2-az1'")
+        for family, tp in self.tensor_parallel_by_family:
+            if family not in self.instance_families or tp <= 0:
+                raise ConfigError(f"tensor_parallel_by_family has {family}={tp}: keys must be families in "
+                                  f"instance_types ({', '.join(self.instance_families)}), values positive integers")
         if len(self.instance_types) != len(set(self.instance_types)):
             raise ConfigError("instance_types lists a type twice")
         sizing.validate(self)
@@ -207,6 +216,16 @@ def _coerce(key: str, annotation: Any, raw: Any) -> Any:
         if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
             raise ConfigError(f"{key} must be a list of strings, got {raw!r}")
         return tuple(raw)
+    if kind == "tuple[tuple[str, int], ...]":  # {"trn1": 8} (JSON) or "trn1=8,inf2=4"
+        if isinstance(raw, str):
+            text = raw.strip()
+            raw = json.loads(text) if text.startswith("{") else dict(p.split("=", 1) for p in text.split(",") if "=" in p)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{key} must map instance families to integers, e.g. {{\"trn1\": 8}}, got {raw!r}")
+        try:
+            return tuple((str(k), int(v)) for k, v in raw.items())
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must map instance families to integers, got {raw!r}") from None
     if kind == "tuple[AgentSpec, ...]":
         if isinstance(raw, str):
             try:

@@ -4,10 +4,10 @@ purchase options. Errors name the config key; what the matrix does not know is a
 Memory check (per TP group, i.e. one model replica):
     weights  = parameters x dtype_bytes
     kv_cache = 2 (K and V) x layers x kv_heads x head_dim x dtype_bytes x batch_size x sequence_length
-    hbm      = tensor_parallel_degree x hbm_gib_per_chip x chips / logical_cores   (GiB of the cores it spans)
+    hbm      = tp x hbm_gib_per_chip x chips / logical_cores   (GiB of the cores the replica spans)
     weights + kv_cache must stay within HBM_USABLE x hbm.
 Inputs: the model row (its config.json) and the instance row (arch pages) in compat.json; batch_size,
-sequence_length and tensor_parallel_degree from the config.
+sequence_length and the family's TP (tensor_parallel_by_family, else tensor_parallel_degree) from the config.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class SizedConfig(Protocol):
     def capacity_block(self) -> bool: ...
     @property
     def uses_spot(self) -> bool: ...
+    def tp_for(self, family: str) -> int: ...
 
 
 def validate(config: SizedConfig) -> None:
@@ -121,13 +122,15 @@ def _engines(config: SizedConfig, rows: list[dict[str, Any]], errors: list[str],
 
 
 def _cores_and_memory(config: SizedConfig, row: dict[str, Any], errors: list[str], warnings: list[str]) -> None:
-    tp, cores = config.tensor_parallel_degree, row["logical_cores"]
+    tp, cores = config.tp_for(row["family"]), row["logical_cores"]
+    key = (f"tensor_parallel_by_family[{row['family']}]" if tp != config.tensor_parallel_degree
+           else "tensor_parallel_degree")
     if cores is None:
-        warnings.append(f"{row['type']}: logical NeuronCores unknown in compat.json; tensor_parallel_degree "
+        warnings.append(f"{row['type']}: logical NeuronCores unknown in compat.json; {key} "
                         f"{tp} and memory unchecked")
         return
     if tp > cores or cores % tp:
-        errors.append(f"tensor_parallel_degree {tp} does not divide the {cores} logical NeuronCores of "
+        errors.append(f"{key} {tp} does not divide the {cores} logical NeuronCores of "
                       f"{row['type']} (compat.json); pick a divisor of {cores}")
         return
     known = compat.model(config.model_id)
@@ -138,9 +141,9 @@ def _cores_and_memory(config: SizedConfig, row: dict[str, Any], errors: list[str
     hbm = tp * row["hbm_gib_per_chip"] * row["chips"] / cores * GIB
     if need > HBM_USABLE * hbm:
         errors.append(f"{config.model_id} needs {need / GIB:.1f} GiB (weights + KV cache for batch_size "
-                      f"{config.batch_size} x sequence_length {config.sequence_length}) but tensor_parallel_degree "
+                      f"{config.batch_size} x sequence_length {config.sequence_length}) but {key} "
                       f"{tp} on {row['type']} spans {hbm / GIB:.0f} GiB of HBM ({HBM_USABLE:.0%} usable); raise "
-                      "tensor_parallel_degree or lower batch_size/sequence_length")
+                      f"{key} or lower batch_size/sequence_length")
 
 
 def required_bytes(model: dict[str, Any], batch_size: int, sequence_length: int) -> float:
