@@ -8,7 +8,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 ARGS ?=
 
-.PHONY: setup synth lint test test-fast demo bench cost clean
+.PHONY: setup synth lint test test-fast demo bench cost preflight clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt package.json agent_image/pyproject.toml
 	test -d $(VENV) || python3 -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: setup
 
 cost: setup
 	$(PY) -m stacks.cost $(ARGS)
+
+# Needs AWS credentials (read-only calls); synth and the tests never do.
+preflight: setup
+	$(PY) -m stacks.preflight $(ARGS)
 
 clean:
 	rm -rf cdk.out out .pytest_cache .mypy_cache .ruff_cache

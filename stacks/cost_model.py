@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentfleet.spec import compat
 from agentfleet.spec.fleet import FleetConfig
 from stacks.pricing import PriceTable, on_demand_id, spot_id, throughput_id
 
@@ -111,10 +112,13 @@ def market_split(instances: float, base: int, pct_above: int) -> tuple[float, fl
 
 
 def scenarios(config: FleetConfig) -> list[Scenario]:
+    """One scenario per type plus the `mix`. Spot is priced only for types the compatibility matrix says
+    offer it (compat.has_spot is True): a type without Spot runs all its instances On-Demand."""
     types = config.instance_types
-    result = [Scenario(t, (t,), (t,)) for t in types]
+    spot = tuple(t for t in types if compat.has_spot(t)) if config.uses_spot else ()
+    result = [Scenario(t, (t,), (t,) if t in spot else ()) for t in types]
     if len(types) > 1:
-        result.append(Scenario("mix", (types[0],), types))
+        result.append(Scenario("mix", (types[0],), spot))
     return result
 
 
@@ -122,9 +126,10 @@ def scenario_prices(s: Scenario, table: PriceTable) -> dict[str, float | None]:
     """Average On-Demand/Spot price and throughput over the scenario's types (None if any is missing)."""
     return {
         "od_price": _mean([table.on_demand(t) for t in s.od_types]),
-        "spot_price": _mean([table.spot(t) for t in s.spot_types]),
+        # no Spot type in the scenario: Spot is 0 instances, priced 0 (the report shows "no Spot")
+        "spot_price": _mean([table.spot(t) for t in s.spot_types]) if s.spot_types else 0.0,
         "od_tput": _mean([table.throughput(t) for t in s.od_types]),
-        "spot_tput": _mean([table.throughput(t) for t in s.spot_types]),
+        "spot_tput": _mean([table.throughput(t) for t in s.spot_types]) if s.spot_types else 0.0,
     }
 
 
@@ -196,7 +201,10 @@ def _kinesis(config: FleetConfig, w: Workload, table: PriceTable, records: float
 def fleet_estimate(config: FleetConfig, s: Scenario, table: PriceTable, w: Workload, instances: float,
                    level: str, hours: float = HOURS_PER_MONTH) -> FleetEstimate:
     p = scenario_prices(s, table)
-    od, spot = market_split(instances, config.on_demand_base_capacity, config.on_demand_percentage_above_base)
+    if s.spot_types:
+        od, spot = market_split(instances, config.on_demand_base_capacity, config.on_demand_percentage_above_base)
+    else:  # no Spot in this scenario: the group launches every instance On-Demand
+        od, spot = float(instances), 0.0
     compute = _sum(od * hours, p["od_price"], spot * hours, p["spot_price"])
     ebs = _sum(instances * config.root_volume_gib, table.value("ebs/gp3-gb-month"))
     svc = _total([ln.usd_month for ln in services(config, w, table, instances, hours)])

@@ -81,6 +81,9 @@ def render_text(doc: dict[str, Any]) -> str:
         cells = []
         for s in doc["scenarios"]:
             v = s["estimates"]["desired"][key]
+            if key == "spot_price" and not s["estimates"]["desired"]["spot"]:
+                cells.append("no Spot")  # the matrix shows no Spot for its types: all On-Demand
+                continue
             cells.append(("missing" if v is None else f"{v / 1e6:,.0f}") if fmt is None else fmt(v))
         rows.append((label, cells))
     rows.append(("Total $/month at min..max", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
@@ -36,6 +36,9 @@ class FleetStack(Stack):
         self.fleet = NeuronFleet(self, "NeuronFleet", config=config, image_directory=IMAGE_DIRECTORY,
                                  runtime_config_parameter=self.runtime_config_name)
         role = self.fleet.role
+        # What the compatibility matrix could not check shows as a synth warning, never silently.
+        for warning in config.warnings:
+            Annotations.of(self.fleet).add_warning_v2("agentfleet:compat-matrix", warning)
         role.add_managed_policy(state.worker_policy)
         self.actions.grant_start(role)
         hf_secret_id = ""

@@ -111,5 +111,5 @@ def test_user_prices_reach_the_widget() -> None:
                                                    "test quote", "2026-11-22", "user")])
     template, _ = _synth(_config(), prices)
     body = _dashboard_body(template)
-    # mix: On-Demand = first type trn3 = 40; Spot = mean(40 * 0.4, 35.76 * 0.4) = mean(16, 14.304) = 15.152
-    assert "od * 40.00000 + spot * 15.15200" in body
+    # mix: On-Demand = first type trn3 = 40; the default config buys no Spot (On-Demand 100%), so Spot is 0
+    assert "od * 40.00000 + spot * 0.00000" in body

@@ -72,12 +72,13 @@ def test_fleet_estimate_by_hand() -> None:
     assert slower.instances == 2
 
 
-def test_mix_prices_on_demand_from_first_type_and_spot_from_all() -> None:
-    cfg = config(instance_types="inf2.48xlarge,inf2.24xlarge")
-    prices = table({"ec2/on-demand/inf2.48xlarge": 10.0, "ec2/on-demand/inf2.24xlarge": 6.0,
-                    "ec2/spot/inf2.24xlarge": 1.0, "ec2/spot-discount": 0.5})
+def test_mix_prices_on_demand_from_first_type_and_spot_from_the_spot_types() -> None:
+    cfg = config(instance_types="inf2.48xlarge,trn1.32xlarge,trn3.48xlarge", on_demand_percentage_above_base="50")
+    prices = table({"ec2/on-demand/inf2.48xlarge": 10.0, "ec2/on-demand/trn1.32xlarge": 6.0,
+                    "ec2/spot/trn1.32xlarge": 1.0, "ec2/spot-discount": 0.5})
     mix = cm.scenarios(cfg)[-1]
-    assert (mix.name, mix.od_types) == ("mix", ("inf2.48xlarge",))
+    # trn3 has no Spot per the compatibility matrix (unknown): it is never priced as Spot
+    assert (mix.name, mix.od_types, mix.spot_types) == ("mix", ("inf2.48xlarge",), ("inf2.48xlarge", "trn1.32xlarge"))
     p = cm.scenario_prices(mix, prices)
     # On-Demand: prioritized strategy launches the first type = 10; Spot: mean(10 * 0.5, observed 1.0) = 3
     assert p["od_price"] == pytest.approx(10.0)
@@ -142,3 +143,12 @@ def test_a_null_service_rate_makes_the_total_missing() -> None:
     assert est.compute_month is not None
     assert est.services_month is None and est.total_month is None
     assert not math.isnan(est.compute_month)
+
+
+def test_on_demand_only_config_prices_no_spot() -> None:
+    cfg = config()  # cdk.json: trn3 + trn2, on_demand_percentage_above_base 100
+    w = cm.Workload.from_config(cfg)
+    for s in cm.scenarios(cfg):
+        assert s.spot_types == ()
+        est = cm.fleet_estimate(cfg, s, PriceTable.shipped(), w, 2, "desired")
+        assert (est.on_demand, est.spot) == (2.0, 0.0)

@@ -101,10 +101,11 @@ def test_cli_marks_missing_trn3_and_strict_fails(tmp_path: Path, capsys: pytest.
 
 
 def test_cli_unknown_type_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cost.main(["-c", "instance_types=trn3n.48xlarge", "--out", str(tmp_path)])
+    # a type the matrix knows (so the config accepts it) but stacks/prices.json does not price
+    code = cost.main(["-c", "instance_types=trn3p.48xlarge", "--out", str(tmp_path)])
     assert code == 2
     err = capsys.readouterr().err
-    assert "'trn3n.48xlarge'" in err and "--prices FILE" in err
+    assert "'trn3p.48xlarge'" in err and "--prices FILE" in err
     assert not (tmp_path / "cost.json").exists()
 
 

@@ -26,10 +26,11 @@ def test_defaults_are_valid_and_typed() -> None:
 
 def test_cli_strings_are_coerced() -> None:
     # `cdk synth -c key=value` passes every value as a string
-    config = make_config(batch_size="16", allow_gpu_fallback="true", instance_types="trn2.48xlarge,g6e.12xlarge",
-                         agents=json.dumps([AGENT]))
-    assert config.batch_size == 16 and config.allow_gpu_fallback is True
-    assert config.instance_types == ("trn2.48xlarge", "g6e.12xlarge")
+    config = make_config(batch_size="16", single_nat_gateway="true", instance_types="trn2.48xlarge,trn1.32xlarge",
+                         availability_zone_ids="use2-az1,use2-az2", agents=json.dumps([AGENT]))
+    assert config.batch_size == 16 and config.single_nat_gateway is True
+    assert config.instance_types == ("trn2.48xlarge", "trn1.32xlarge")
+    assert config.availability_zone_ids == ("use2-az1", "use2-az2")
     assert config.agents[0].name == "a"
 
 
@@ -39,9 +40,11 @@ def test_cli_strings_are_coerced() -> None:
     ({"min_capacity": 5, "max_capacity": 2, "desired_capacity": 2}, "min_capacity (5) must not exceed max_capacity (2)"),
     ({"desired_capacity": 9}, "desired_capacity (9) must be between"),
     ({"instance_types": []}, "instance_types must list at least one"),
-    ({"instance_types": ["m7i.large"]}, "family 'm7i' is not allowed; allowed families: trn1, trn1n, trn2, trn2u, trn3*, inf2"),
-    ({"instance_types": ["p5.48xlarge"]}, "GPU families need allow_gpu_fallback=true"),
-    ({"instance_types": ["trn2"]}, "is not an instance type"),
+    ({"instance_types": ["m7i.large"]}, "instance_types has 'm7i.large': instance type 'm7i.large' has no row in "
+                                        "compat.json; add a row under 'instances'"),
+    ({"instance_types": ["p5.48xlarge"]}, "'p5.48xlarge' has no row in compat.json"),
+    ({"instance_types": ["trn2"]}, "instance_types has 'trn2'"),
+    ({"instance_types": ["trn2.48xlarge", "trn2.48xlarge"]}, "instance_types lists a type twice"),
     ({"agents": [AGENT, AGENT]}, "duplicate agent name 'a'"),
     ({"agents": [{**AGENT, "allowed_actions": ["delete_prod"]}]}, "'delete_prod', not in the action catalog; allowed: "),
     ({"agents": [{**AGENT, "approval_required": ["open_ticket"]}]}, "approval_required has 'open_ticket', which is not in"),
@@ -53,7 +56,10 @@ def test_cli_strings_are_coerced() -> None:
     ({"kinesis_mode": "serverless"}, "kinesis_mode must be one of on-demand, provisioned"),
     ({"kinesis_retention_hours": 12}, "kinesis_retention_hours must be between 24 and 8760"),
     ({"serving_engine": "tgi"}, "serving_engine must be one of auto, optimum-neuron, vllm-neuron"),
-    ({"allow_gpu_fallback": "maybe"}, "allow_gpu_fallback must be true or false"),
+    ({"single_nat_gateway": "maybe"}, "single_nat_gateway must be true or false"),
+    ({"launch_hook_timeout_minutes": 121}, "launch_hook_timeout_minutes must be between 1 and 120"),
+    ({"default_instance_warmup_minutes": 0}, "default_instance_warmup_minutes must be a positive integer"),
+    ({"availability_zone_ids": ["us-east-2a"]}, "availability_zone_ids has 'us-east-2a', which is not an AZ id"),
 ])
 def test_bad_value_names_the_key(overrides: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -61,13 +67,9 @@ def test_bad_value_names_the_key(overrides: dict[str, Any], expected: str) -> No
     assert expected in str(err.value)
 
 
-def test_gpu_family_is_allowed_only_with_fallback() -> None:
-    assert make_config(instance_types=["trn2.48xlarge", "p5.48xlarge"], allow_gpu_fallback=True).instance_families == (
-        "trn2", "p5")
-
-
-def test_trn3_variants_are_neuron_families() -> None:
-    assert make_config(instance_types=["trn3u.48xlarge", "trn3.3xlarge"]).instance_families == ("trn3u", "trn3")
+def test_trn3_driver_names_are_neuron_families() -> None:
+    config = make_config(instance_types=["trn3pd98.3xlarge", "trn3.48xlarge"])
+    assert config.instance_families == ("trn3pd98", "trn3")
 
 
 def test_missing_key_is_named() -> None:

@@ -63,3 +63,41 @@ def families_of(engine: str) -> tuple[str, ...]:
     if engine == "transformers-cpu":
         return (LOCAL_FAMILY,)
     return tuple(g for g, row in matrix()["generations"].items() if row["engine"] == engine)
+
+
+_ADD_ROW = ("add a row under 'instances' in agent_image/agentfleet/spec/compat.json with chips, logical_cores, "
+            "hbm_gib_per_chip, on_demand/spot/capacity_block (true, false or null = unknown), regions, "
+            "source and date")
+
+
+def instance(instance_type: str) -> dict[str, Any]:
+    """The matrix row of an instance type (with its family and generation); UnknownInstance if none."""
+    row = matrix()["instances"].get(instance_type.strip().lower())
+    if row is None:
+        raise UnknownInstance(f"instance type {instance_type!r} has no row in {MATRIX_PATH.name}; {_ADD_ROW}")
+    family = instance_family(instance_type)
+    return {**row, "type": instance_type, "family": family, "generation": generation(family)}
+
+
+def engine_release(engine: str) -> dict[str, Any]:
+    """The pinned release of an engine: image, Dockerfile, Python, served architectures, host driver."""
+    return dict(matrix()["engines"][engine])
+
+
+def image_for(family: str) -> dict[str, str]:
+    """engine, base image and the Dockerfile (in agent_image/) that build the container for a family."""
+    engine = engine_for(family)
+    release = engine_release(engine)
+    return {"engine": engine, "image": str(release["image"]), "dockerfile": str(release["dockerfile"])}
+
+
+def has_spot(instance_type: str) -> bool | None:
+    """Whether the type can be bought as Spot per the matrix; None when the matrix does not know."""
+    spot = instance(instance_type)["spot"]
+    return None if spot is None else bool(spot)
+
+
+def model(model_id: str) -> dict[str, Any] | None:
+    """The matrix row of a model (architecture and the shape the memory check needs), or None."""
+    row = matrix().get("models", {}).get(model_id)
+    return None if row is None else dict(row)

@@ -14,17 +14,16 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from agentfleet.spec import sizing
 from agentfleet.spec.catalog import AgentSpec, ConfigError, parse_agents
 
-NEURON_FAMILIES = ("trn1", "trn1n", "trn2", "trn2u", "trn3*", "inf2")
-GPU_FAMILIES = ("g5", "g6", "g6e", "p4d", "p4de", "p5", "p5e", "p5en")
 SPOT_STRATEGIES = ("price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price")
 ENGINES = ("auto", "optimum-neuron", "vllm-neuron")
 KINESIS_MODES = ("on-demand", "provisioned")
 # The repository root holds cdk.json (agent_image/agentfleet/spec/fleet.py -> parents[3]); only the CDK app reads it.
 CDK_JSON = Path(__file__).resolve().parents[3] / "cdk.json"
 _FLEET_NAME = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
-_INSTANCE_TYPE = re.compile(r"^([a-z][a-z0-9-]*)\.([a-z0-9]+)$")
+_AZ_ID = re.compile(r"^[a-z]{2,5}\d?-az\d+$")  # e.g. use2-az1 (AZ ids, not names: they are the same in every account)
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,14 @@ class FleetConfig:
     fleet_name: str
     model_id: str
     model_revision: str
+    model_architecture: str
     serving_engine: str
     batch_size: int
     sequence_length: int
     max_new_tokens: int
     tensor_parallel_degree: int
+    tensor_parallel_by_family: tuple[tuple[str, int], ...]
     instance_types: tuple[str, ...]
-    allow_gpu_fallback: bool
     min_capacity: int
     max_capacity: int
     desired_capacity: int
@@ -53,6 +53,13 @@ class FleetConfig:
     dlami_ssm_parameter: str
     root_volume_gib: int
     health_check_grace_minutes: int
+    launch_hook_timeout_minutes: int
+    default_instance_warmup_minutes: int
+    capacity_reservation_id: str
+    capacity_reservation_group_arn: str
+    capacity_block: bool
+    availability_zone_ids: tuple[str, ...]
+    single_nat_gateway: bool
     backlog_target_per_instance: int
     memory_ttl_days: int
     memory_max_items: int
@@ -79,6 +86,20 @@ class FleetConfig:
     def instance_families(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.split(".")[0] for t in self.instance_types))
 
+    def tp_for(self, family: str) -> int:
+        """The tensor-parallel degree of a family's launch template (override, else the default)."""
+        return dict(self.tensor_parallel_by_family).get(family, self.tensor_parallel_degree)
+
+    @property
+    def uses_spot(self) -> bool:
+        """A Spot share is configured (capacity above the On-Demand base that is not On-Demand)."""
+        return self.on_demand_percentage_above_base < 100 and self.max_capacity > self.on_demand_base_capacity
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the compatibility matrix could not check (app.py prints them; synth goes on)."""
+        return sizing.check(self)
+
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> FleetConfig:
         """Build from a context getter (`app.node.try_get_context`); raises ConfigError."""
@@ -96,7 +117,8 @@ class FleetConfig:
         if not _FLEET_NAME.match(self.fleet_name):
             raise ConfigError(f"fleet_name must match {_FLEET_NAME.pattern}, got {self.fleet_name!r}")
         for key in ("batch_size", "sequence_length", "max_new_tokens", "tensor_parallel_degree",
-                    "root_volume_gib", "health_check_grace_minutes", "backlog_target_per_instance",
+                    "root_volume_gib", "health_check_grace_minutes", "default_instance_warmup_minutes",
+                    "backlog_target_per_instance",
                     "memory_ttl_days", "memory_max_items", "approval_timeout_minutes",
                     "monthly_budget_usd", "kinesis_shard_count"):
             if getattr(self, key) <= 0:
@@ -125,24 +147,20 @@ class FleetConfig:
                               f"got {self.dlami_ssm_parameter!r}")
         if self.enable_pipeline and not (self.pipeline_repository and self.pipeline_connection_arn):
             raise ConfigError("enable_pipeline needs pipeline_repository (owner/name) and pipeline_connection_arn")
-        self._validate_instance_types()
-
-    def _validate_instance_types(self) -> None:
-        if not self.instance_types:
-            raise ConfigError("instance_types must list at least one instance type, e.g. ['trn3.48xlarge']")
-        allowed = NEURON_FAMILIES + (GPU_FAMILIES if self.allow_gpu_fallback else ())
-        for itype in self.instance_types:
-            match = _INSTANCE_TYPE.match(itype)
-            if not match:
-                raise ConfigError(f"instance_types has {itype!r}, which is not an instance type like 'trn2.48xlarge'")
-            family = match.group(1)
-            if not any(family == a or (a.endswith("*") and family.startswith(a[:-1])) for a in allowed):
-                hint = "" if self.allow_gpu_fallback else " (GPU families need allow_gpu_fallback=true)"
-                raise ConfigError(
-                    f"instance_types has {itype!r}: family {family!r} is not allowed; "
-                    f"allowed families: {', '.join(allowed)}{hint}")
-        if len(set(self.instance_types)) != len(self.instance_types):
+        # Auto Scaling API (botocore autoscaling service-2.json, HeartbeatTimeout): 30 to 7200 seconds.
+        if not 1 <= self.launch_hook_timeout_minutes <= 120:
+            raise ConfigError(f"launch_hook_timeout_minutes must be between 1 and 120 (the lifecycle hook's "
+                              f"HeartbeatTimeout is 30-7200 s), got {self.launch_hook_timeout_minutes}")
+        for az in self.availability_zone_ids:
+            if not _AZ_ID.match(az):
+                raise ConfigError(f"availability_zone_ids has {az!r}, which is not an AZ id like 'use2-az1'")
+        for family, tp in self.tensor_parallel_by_family:
+            if family not in self.instance_families or tp <= 0:
+                raise ConfigError(f"tensor_parallel_by_family has {family}={tp}: keys must be families in "
+                                  f"instance_types ({', '.join(self.instance_families)}), values positive integers")
+        if len(self.instance_types) != len(set(self.instance_types)):
             raise ConfigError("instance_types lists a type twice")
+        sizing.validate(self)
 
     def runtime_document(self) -> dict[str, Any]:
         """The config-document fields the runtime reads (see agentfleet.spec.settings)."""
@@ -198,6 +216,16 @@ def _coerce(key: str, annotation: Any, raw: Any) -> Any:
         if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
             raise ConfigError(f"{key} must be a list of strings, got {raw!r}")
         return tuple(raw)
+    if kind == "tuple[tuple[str, int], ...]":  # {"trn1": 8} (JSON) or "trn1=8,inf2=4"
+        if isinstance(raw, str):
+            text = raw.strip()
+            raw = json.loads(text) if text.startswith("{") else dict(p.split("=", 1) for p in text.split(",") if "=" in p)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{key} must map instance families to integers, e.g. {{\"trn1\": 8}}, got {raw!r}")
+        try:
+            return tuple((str(k), int(v)) for k, v in raw.items())
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must map instance families to integers, got {raw!r}") from None
     if kind == "tuple[AgentSpec, ...]":
         if isinstance(raw, str):
             try:
