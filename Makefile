@@ -28,7 +28,7 @@ synth: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/hadolint --failure-threshold warning agent_image/Dockerfile
+	$(VENV)/bin/hadolint --failure-threshold warning agent_image/Dockerfile agent_image/Dockerfile.optimum
 
 test: synth lint
 	$(VENV)/bin/cfn-lint --config-file .cfnlintrc -- cdk.out/*.template.json
