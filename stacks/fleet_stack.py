@@ -11,8 +11,10 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from constructs.actions import Actions
+from constructs.agent_state import QUARANTINE_PREFIX
 from constructs.neuron_fleet import LAUNCH_HOOK, TERMINATION_HOOK, NeuronFleet
 
+from agentfleet.spec import metric_names
 from agentfleet.spec.fleet import FleetConfig
 from stacks.state_stack import StateStack
 
@@ -51,6 +53,8 @@ class FleetStack(Stack):
             "leases_table": state.state.leases.table_name,
             "audit_table": state.state.audit.table_name,
             "cache_bucket": state.cache.bucket.bucket_name,
+            "quarantine_bucket": state.state.quarantine.bucket_name,
+            "quarantine_prefix": QUARANTINE_PREFIX,
             "weights_prefix": config.weights_mirror_prefix,
             "hf_token_secret_id": hf_secret_id,
             "state_machine_arn": self.actions.state_machine.state_machine_arn,
@@ -67,6 +71,13 @@ class FleetStack(Stack):
             actions=["ssm:GetParameter"],
             resources=[self.format_arn(service="ssm", resource="parameter",
                                        resource_name=self.runtime_config_name.lstrip("/"))]))
+        # metrics_mode=put (any worker may be switched to it with AGENTFLEET_METRICS_MODE) calls
+        # PutMetricData, which has no resource-level permission; the namespace condition key limits
+        # it to the fleet's own namespace. Source: docs.aws.amazon.com/AmazonCloudWatch/latest/
+        # monitoring/iam-cw-condition-keys-namespace.html (StringEquals cloudwatch:namespace).
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": metric_names.NAMESPACE}}))
         for name, value in (("StateMachineArn", self.actions.state_machine.state_machine_arn),
                             ("NotifyTopicArn", self.actions.notify_topic.topic_arn),
                             ("ApprovalTopicArn", self.actions.approval_topic.topic_arn),
