@@ -11,7 +11,6 @@ from constructs import Construct
 
 from agentfleet.spec import tables as keys
 
-
 QUARANTINE_PREFIX = "quarantine/"  # Settings.quarantine_prefix's default; workers may write only under it
 
 

@@ -11,10 +11,10 @@ concurrent.
 from __future__ import annotations
 
 import functools
-import threading
-from collections.abc import Callable
 import json
 import os
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.authorization import ActionAuthenticatorMixin
