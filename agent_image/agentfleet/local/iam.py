@@ -161,9 +161,10 @@ def for_emulator(doc: PolicyDoc) -> tuple[dict[str, Any], int]:
     return {"Version": "2012-10-17", "Statement": statements}, widened
 
 
-def allows(documents: Iterable[PolicyDoc], action: str, resource: str = "*") -> bool:
+def allows(documents: Iterable[PolicyDoc], action: str, resource: str | None = "*") -> bool:
     """IAM's evaluation without conditions: some Allow matches action and resource, no Deny does.
-    Actions match case-insensitively with `*`/`?` wildcards; resources case-sensitively."""
+    Actions match case-insensitively with `*`/`?` wildcards; resources case-sensitively.
+    `resource=None` asks about the action alone (on some resource)."""
     allowed = False
     for doc in documents:
         for statement in _statements(doc.document):
@@ -171,7 +172,8 @@ def allows(documents: Iterable[PolicyDoc], action: str, resource: str = "*") -> 
                 raise ValueError(f"{doc.name}: NotAction/NotResource are not evaluated here")
             if not any(fnmatch.fnmatch(action.lower(), a.lower()) for a in _as_list(statement.get("Action", []))):
                 continue
-            if not any(fnmatch.fnmatchcase(resource, r) for r in _as_list(statement.get("Resource", "*"))):
+            if resource is not None and not any(
+                    fnmatch.fnmatchcase(resource, r) for r in _as_list(statement.get("Resource", "*"))):
                 continue
             if statement.get("Effect") == "Deny":
                 return False
