@@ -81,6 +81,7 @@ class FleetStack(Stack):
         for name, value in (("StateMachineArn", self.actions.state_machine.state_machine_arn),
                             ("NotifyTopicArn", self.actions.notify_topic.topic_arn),
                             ("ApprovalTopicArn", self.actions.approval_topic.topic_arn),
+                            ("ApproverPolicyArn", self.actions.approver_policy.managed_policy_arn),
                             ("AutoScalingGroupName", self.fleet.group.auto_scaling_group_name),
                             ("RuntimeConfigParameter", self.runtime_config_name)):
             CfnOutput(self, name, value=value)
