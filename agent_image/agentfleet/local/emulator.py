@@ -21,11 +21,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from agentfleet.local.iam import Identity, create_user
 
 REGION = "us-east-1"
 # Fake credentials: moto accepts anything until IAM is enforced; real ones must never reach the emulator.
@@ -36,6 +35,33 @@ CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An IAM user's access key in the emulator."""
+
+    user: str
+    access_key_id: str
+    secret_access_key: str
+
+    def env(self) -> dict[str, str]:
+        """Credential variables for a client process. No session token: moto rejects a user key with one."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
+
+
+def create_user(iam: Any, user: str, documents: Iterable[tuple[str, str, dict[str, Any]]]) -> Identity:
+    """Create `user` with (name, kind, document) policies: managed ones created and attached, inline ones put."""
+    iam.create_user(UserName=user)
+    for name, kind, document in documents:
+        body = json.dumps(document)
+        if kind == "managed":
+            arn = iam.create_policy(PolicyName=f"{user}-{name}", PolicyDocument=body)["Policy"]["Arn"]
+            iam.attach_user_policy(UserName=user, PolicyArn=arn)
+        else:
+            iam.put_user_policy(UserName=user, PolicyName=name, PolicyDocument=body)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return Identity(user, key["AccessKeyId"], key["SecretAccessKey"])
 
 
 ADMIN_USER = "agentfleet-admin"

@@ -26,13 +26,14 @@ import copy
 import fnmatch
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # cfn_deferred imports emulator, which imports this module
-    from agentfleet.local.cfn_deferred import Resolver
+from agentfleet.local.cfn_deferred import Resolver, Unresolvable
+from agentfleet.local.deploy import stacks_in_order
+from agentfleet.local.emulator import Identity, create_user
 
 # Services whose requests moto authorizes against a real resource ARN (moto/core/authorization.py:
 # _authenticate_and_authorize_s3_action; sqs/responses.py _determine_resource). IAM/STS are not
@@ -63,8 +64,6 @@ class WorkerPolicies:
 
 def templates(assembly: Path) -> dict[str, dict[str, Any]]:
     """Stack name -> template, for every stack of a cloud assembly."""
-    from agentfleet.local.deploy import stacks_in_order
-
     return {s.name: json.loads(s.template_file.read_text()) for s in stacks_in_order(assembly)}
 
 
@@ -110,7 +109,7 @@ def worker_policies(templates_by_stack: dict[str, dict[str, Any]]) -> WorkerPoli
     return found
 
 
-def resolve(policies: WorkerPolicies, resolvers: dict[str, Callable[[Any], Any]]) -> list[PolicyDoc]:
+def resolve(policies: WorkerPolicies, resolvers: Mapping[str, Callable[[Any], Any]]) -> list[PolicyDoc]:
     """Each document with its intrinsics evaluated by its own stack's resolver. A Resource entry that
     cannot be resolved becomes UNRESOLVED + its text (it then allows nothing), never a wildcard."""
     out = []
@@ -128,8 +127,6 @@ def resolve(policies: WorkerPolicies, resolvers: dict[str, Callable[[Any], Any]]
 
 
 def _resolve_one(resolver: Callable[[Any], Any], entry: Any) -> str:
-    from agentfleet.local.cfn_deferred import Unresolvable
-
     try:
         return str(resolver(entry))
     except (Unresolvable, KeyError, IndexError) as exc:
@@ -181,33 +178,6 @@ def allows(documents: Iterable[PolicyDoc], action: str, resource: str | None = "
     return allowed
 
 
-@dataclass(frozen=True)
-class Identity:
-    """An IAM user's access key in the emulator."""
-
-    user: str
-    access_key_id: str
-    secret_access_key: str
-
-    def env(self) -> dict[str, str]:
-        """Credential variables for a client process. No session token: moto rejects a user key with one."""
-        return {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
-
-
-def create_user(iam: Any, user: str, documents: Iterable[tuple[str, str, dict[str, Any]]]) -> Identity:
-    """Create `user` with (name, kind, document) policies: managed ones created and attached, inline ones put."""
-    iam.create_user(UserName=user)
-    for name, kind, document in documents:
-        body = json.dumps(document)
-        if kind == "managed":
-            arn = iam.create_policy(PolicyName=f"{user}-{name}", PolicyDocument=body)["Policy"]["Arn"]
-            iam.attach_user_policy(UserName=user, PolicyArn=arn)
-        else:
-            iam.put_user_policy(UserName=user, PolicyName=name, PolicyDocument=body)
-    key = iam.create_access_key(UserName=user)["AccessKey"]
-    return Identity(user, key["AccessKeyId"], key["SecretAccessKey"])
-
-
 def create_worker(iam: Any, user: str, resolved: list[PolicyDoc]) -> tuple[Identity, int]:
     """The worker's identity under the resolved policies, as moto can enforce them; (identity, widened)."""
     converted = [(doc, *for_emulator(doc)) for doc in resolved]
@@ -218,8 +188,6 @@ def create_worker(iam: Any, user: str, resolved: list[PolicyDoc]) -> tuple[Ident
 def construct_paths(assembly: Path) -> dict[str, dict[str, str]]:
     """Stack name -> logical id -> construct path, from each stack's `<artifact>.metadata.json`
     (its aws:cdk:logicalId entries; `python app.py` writes no aws:cdk:path into templates)."""
-    from agentfleet.local.deploy import stacks_in_order
-
     out: dict[str, dict[str, str]] = {}
     for stack in stacks_in_order(assembly):
         metadata_file = stack.template_file.with_name(stack.template_file.name.replace(".template.json", ".metadata.json"))
@@ -248,8 +216,6 @@ def resolvers_for(templates_by_stack: dict[str, dict[str, Any]], physical: dict[
                   exports: dict[str, str] | None = None) -> dict[str, Resolver]:
     """One resolver per stack. Without `exports` (no CloudFormation), each stack's exported outputs are
     evaluated from its template, so Fn::ImportValue in another stack resolves to the same values."""
-    from agentfleet.local.cfn_deferred import Resolver
-
     found = dict(exports or {})
     resolvers: dict[str, Resolver] = {}
     for stack, template in templates_by_stack.items():  # assembly order: exporters first
