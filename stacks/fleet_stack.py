@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -37,6 +38,12 @@ class FleetStack(Stack):
         self.runtime_config_name = f"/agentfleet/{config.fleet_name}/runtime-config"
         self.fleet = NeuronFleet(self, "NeuronFleet", config=config, image_directory=IMAGE_DIRECTORY,
                                  runtime_config_parameter=self.runtime_config_name)
+        # Every log group of this stack (the container logs and the VPC flow logs NeuronFleet makes, the
+        # workflow's own) is KMS-encrypted with the workflow's key, whose policy lets CloudWatch Logs use
+        # it for this account's log groups only (constructs/actions.py).
+        for node in self.node.find_all():
+            if isinstance(node, logs.CfnLogGroup) and node.kms_key_id is None:
+                node.kms_key_id = self.actions.key.key_arn
         role = self.fleet.role
         role.add_managed_policy(state.worker_policy)
         self.actions.grant_start(role)

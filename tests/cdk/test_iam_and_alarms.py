@@ -242,3 +242,16 @@ def test_approvers_get_a_managed_policy_for_task_tokens_only(template_of: Any) -
         "Action": ["states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"],
         "Effect": "Allow", "Resource": {"Ref": Match.string_like_regexp("^ActionsStateMachine")}}]}})
     assert any(k.startswith("ApproverPolicyArn") for k in fleet.to_json()["Outputs"])
+
+
+def test_every_log_group_is_kms_encrypted(templates: dict[str, Template]) -> None:
+    plain = [(stack, lid) for stack, t in templates.items()
+             for lid, group in t.find_resources("AWS::Logs::LogGroup").items() if "KmsKeyId" not in group["Properties"]]
+    assert not plain, plain
+
+
+def test_the_access_log_bucket_carries_its_checkov_suppression_with_a_reason(template_of: Any) -> None:
+    buckets = template_of("AgentFleetState").find_resources("AWS::S3::Bucket")
+    skips = {lid: b.get("Metadata", {}).get("checkov", {}).get("skip", []) for lid, b in buckets.items()}
+    assert [lid for lid, s in skips.items() if s] == [lid for lid in buckets if lid.startswith("CompileCacheAccessLogs")]
+    assert all(len(s["comment"]) >= 40 for skip in skips.values() for s in skip)
