@@ -4,11 +4,13 @@ role's policies from the synthesized templates, and the real tiny CPU model (bui
 
 Test setup and inspection use the emulator's admin user (`fleet.clients`, created before the worker
 key is put into the environment); anything that builds clients later (`Clients.create`, `client()`)
-gets the worker's key. A call the emulator refuses with that key fails the test at teardown.
+and worker subprocesses started with `aws_env.env()` get the worker's key. A call the emulator
+refuses with that key fails the test at teardown.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,14 +26,29 @@ from agentfleet.ops.aws import client
 from tests.runtime.support import COUNTER, TEST_AGENTS, Fleet, RunningWorker
 
 
+class EmulatorAsWorker:
+    """The emulator as a runtime test sees it: `env()` carries the key this process uses now -- the
+    worker's once `fleet` has run -- so worker subprocesses started from it run under the policy too."""
+
+    def __init__(self, emulator: emulator_mod.Emulator) -> None:
+        self.emulator = emulator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.emulator, name)
+
+    def env(self) -> dict[str, str]:
+        keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        return {**self.emulator.env(), **{k: os.environ[k] for k in keys if k in os.environ}}
+
+
 @pytest.fixture
-def aws_env(iam_emulator: emulator_mod.Emulator, monkeypatch: pytest.MonkeyPatch) -> emulator_mod.Emulator:
+def aws_env(iam_emulator: emulator_mod.Emulator, monkeypatch: pytest.MonkeyPatch) -> EmulatorAsWorker:
     """Runtime tests talk to the IAM-enforced emulator, as its admin until `fleet` hands over."""
     for key, value in iam_emulator.env().items():
         monkeypatch.setenv(key, value)
     for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.delenv(key, raising=False)
-    return iam_emulator
+    return EmulatorAsWorker(iam_emulator)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +59,7 @@ def worker_role(app_assembly: Path) -> tuple[dict[str, Any], dict[str, dict[str,
 
 
 @pytest.fixture
-def fleet(aws_env: emulator_mod.Emulator, request: pytest.FixtureRequest, worker_role: Any,
+def fleet(aws_env: EmulatorAsWorker, request: pytest.FixtureRequest, worker_role: Any,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
     """Resources under a fresh prefix (4 shards unless parametrized indirectly with a count), and the
     worker's IAM user in the environment from here on."""
