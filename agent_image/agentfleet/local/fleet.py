@@ -69,14 +69,17 @@ def local_document(deployed: deploy.Deployed, model_dir: Path, opts: Options) ->
 WORKER_USER = "agentfleet-worker"
 
 
-def worker_identity(assembly: Path) -> tuple[iam.Identity, dict[str, Any]]:
+def worker_identity(assembly: Path, deployed: deploy.Deployed) -> tuple[iam.Identity, dict[str, Any]]:
     """An IAM user in the emulator with the instance role's policies from the deployed templates,
     resolved against what the emulator's CloudFormation created; and a description for the summary."""
     by_stack = iam.templates(assembly)
     policies = iam.worker_policies(by_stack)
     cfn = client("cloudformation")
     exports = {e["Name"]: e["Value"] for e in cfn.list_exports().get("Exports", [])}
-    resolved = iam.resolve(policies, iam.resolvers_for(by_stack, iam.deployed_physical(cfn, by_stack), exports))
+    physical = iam.deployed_physical(cfn, by_stack)
+    for stack, created in deployed.deferred.items():
+        physical.setdefault(stack, {}).update(created)
+    resolved = iam.resolve(policies, iam.resolvers_for(by_stack, physical, exports))
     identity, widened = iam.create_worker(client("iam"), WORKER_USER, resolved)
     return identity, {
         "identity": f"user/{WORKER_USER}", "role": policies.role,
@@ -112,7 +115,7 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         config_path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
         names = {k: doc[k] for k in ("stream_name", "audit_table", "memory_table", "leases_table",
                                      "state_machine_arn")}
-        identity, iam_summary = worker_identity(assembly)
+        identity, iam_summary = worker_identity(assembly, deployed)
         progress.note(f"workers run as {iam_summary['identity']} with {', '.join(iam_summary['policies'])}")
         approver = Approver(client("sqs"), client("sns"), client("stepfunctions"), deployed.output("ApprovalTopicArn"))
         approver.start()
