@@ -184,6 +184,8 @@ NOT_YET_EMITTED = {"LeasedShards": "the runtime's lease-health change (issue 12)
 
 def test_every_alarm_reads_a_metric_with_the_dimensions_the_runtime_emits(template_of: Any) -> None:
     emitted = emitted_dimensions()
+    landed = set(NOT_YET_EMITTED) & set(emitted)
+    assert not landed, f"{landed} are emitted now: remove them from NOT_YET_EMITTED so their dimensions are checked"
     alarms = template_of("AgentFleetObservability").find_resources("AWS::CloudWatch::Alarm")
     checked = 0
     for name, alarm in alarms.items():
