@@ -7,6 +7,11 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 # Node 20 is past end-of-life: jsii then checks this variable, whose value lists the silenced major versions.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 ARGS ?=
+# checkov pins its own boto3/botocore, which conflict with requirements.txt (`pip install --dry-run`
+# says ResolutionImpossible), so it lives in a virtualenv of its own inside $(VENV).
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .PHONY: setup synth lint test test-fast demo bench cost preflight clean
 
@@ -21,6 +26,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt package.json agent_ima
 
 setup: $(VENV)/.installed
 
+$(CHECKOV_STAMP): $(VENV)/.installed
+	test -d $(CHECKOV_VENV) || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
 synth: setup
 	rm -rf cdk.out
 	$(CDK) synth --quiet
@@ -30,8 +40,9 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint --failure-threshold warning agent_image/Dockerfile agent_image/Dockerfile.optimum
 
-test: synth lint
+test: synth lint $(CHECKOV_STAMP)
 	$(VENV)/bin/cfn-lint --config-file .cfnlintrc -- cdk.out/*.template.json
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -d cdk.out
 	$(VENV)/bin/pytest
 
 test-fast: setup

@@ -33,8 +33,16 @@ class Actions(Construct):
         super().__init__(scope, construct_id)
         self.key = kms.Key(self, "Key", enable_key_rotation=True, removal_policy=RemovalPolicy.DESTROY,
                            description="Agent Fleet Kit: action topics and logs")
-        # SNS (for the state machine's publish) and CloudWatch Logs use this key.
-        self.key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{Stack.of(self).region}.amazonaws.com"))
+        # SNS (for the state machine's publish) and CloudWatch Logs use this key. Logs only for this
+        # account's log groups: CloudWatch Logs passes the log group ARN as encryption context
+        # (docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html). A pattern, not
+        # the group's ARN: the group names the key, so the key policy cannot name the group.
+        stack = Stack.of(self)
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"], conditions={"ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*"}}))
         self.notify_topic = sns.Topic(self, "NotifyTopic", master_key=self.key, enforce_ssl=True,
                                       display_name="Agent Fleet Kit notifications")
         self.approval_topic = sns.Topic(self, "ApprovalTopic", master_key=self.key, enforce_ssl=True,
@@ -71,6 +79,14 @@ class Actions(Construct):
                            reason="X-Ray and CloudWatch Logs delivery have no resource-level permissions."),
             Acknowledgment(id="AwsSolutions::AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
                            reason="Publishing to this workflow's KMS-encrypted topics (grant_publish on its own key)."))
+
+        # For the humans who answer approval requests: attach to their role or group. The actions are
+        # those CDK's grant_task_response gives (aws-cdk-lib 2.275 state-machine-grants.js).
+        self.approver_policy = iam.ManagedPolicy(
+            self, "ApproverPolicy", description="Agent Fleet Kit approvers: answer approval requests (task tokens)",
+            statements=[iam.PolicyStatement(
+                actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                resources=[self.state_machine.state_machine_arn])])
 
     def grant_start(self, grantee: iam.IGrantable) -> iam.Grant:
         """For workers: StartExecution only (execution name = decision id gives idempotency)."""

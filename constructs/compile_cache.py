@@ -28,10 +28,15 @@ class CompileCache(Construct):
             "removal_policy": removal_policy,
         }
         self.access_logs = s3.Bucket(
-            self, "AccessLogs", object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))], **common)
+            self, "AccessLogs", object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED, versioned=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365),
+                                              noncurrent_version_expiration=Duration.days(30))], **common)
         Validations.of(self.access_logs).acknowledge(Acknowledgment(
             id="AwsSolutions::AwsSolutions-S1", reason="This is the access-log bucket itself; logging it to itself would loop."))
+        # The same finding for checkov, as its inline suppression in the resource's Metadata
+        # (checkov 3.3.30 checkov/cloudformation/context_parser.py: Metadata.checkov.skip[].id/comment).
+        self.access_logs.node.default_child.add_metadata("checkov", {"skip": [{  # type: ignore[union-attr]
+            "id": "CKV_AWS_18", "comment": "This is the access-log bucket itself; logging it to itself would loop."}]})
         self.bucket = s3.Bucket(
             self, "Bucket", versioned=True,
             server_access_logs_bucket=self.access_logs, server_access_logs_prefix="compile-cache/",

@@ -7,12 +7,15 @@ from typing import Any
 
 from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from constructs.actions import Actions
+from constructs.agent_state import QUARANTINE_PREFIX
 from constructs.neuron_fleet import LAUNCH_HOOK, TERMINATION_HOOK, NeuronFleet
 
+from agentfleet.spec import metric_names
 from agentfleet.spec.fleet import FleetConfig
 from stacks.state_stack import StateStack
 
@@ -35,6 +38,12 @@ class FleetStack(Stack):
         self.runtime_config_name = f"/agentfleet/{config.fleet_name}/runtime-config"
         self.fleet = NeuronFleet(self, "NeuronFleet", config=config, image_directory=IMAGE_DIRECTORY,
                                  runtime_config_parameter=self.runtime_config_name)
+        # Every log group of this stack (the container logs and the VPC flow logs NeuronFleet makes, the
+        # workflow's own) is KMS-encrypted with the workflow's key, whose policy lets CloudWatch Logs use
+        # it for this account's log groups only (constructs/actions.py).
+        for node in self.node.find_all():
+            if isinstance(node, logs.CfnLogGroup) and node.kms_key_id is None:
+                node.kms_key_id = self.actions.key.key_arn
         role = self.fleet.role
         # What the compatibility matrix could not check shows as a synth warning, never silently.
         for warning in config.warnings:
@@ -54,6 +63,8 @@ class FleetStack(Stack):
             "leases_table": state.state.leases.table_name,
             "audit_table": state.state.audit.table_name,
             "cache_bucket": state.cache.bucket.bucket_name,
+            "quarantine_bucket": state.state.quarantine.bucket_name,
+            "quarantine_prefix": QUARANTINE_PREFIX,
             "weights_prefix": config.weights_mirror_prefix,
             "hf_token_secret_id": hf_secret_id,
             "state_machine_arn": self.actions.state_machine.state_machine_arn,
@@ -70,9 +81,17 @@ class FleetStack(Stack):
             actions=["ssm:GetParameter"],
             resources=[self.format_arn(service="ssm", resource="parameter",
                                        resource_name=self.runtime_config_name.lstrip("/"))]))
+        # metrics_mode=put (any worker may be switched to it with AGENTFLEET_METRICS_MODE) calls
+        # PutMetricData, which has no resource-level permission; the namespace condition key limits
+        # it to the fleet's own namespace. Source: docs.aws.amazon.com/AmazonCloudWatch/latest/
+        # monitoring/iam-cw-condition-keys-namespace.html (StringEquals cloudwatch:namespace).
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": metric_names.NAMESPACE}}))
         for name, value in (("StateMachineArn", self.actions.state_machine.state_machine_arn),
                             ("NotifyTopicArn", self.actions.notify_topic.topic_arn),
                             ("ApprovalTopicArn", self.actions.approval_topic.topic_arn),
+                            ("ApproverPolicyArn", self.actions.approver_policy.managed_policy_arn),
                             ("AutoScalingGroupName", self.fleet.group.auto_scaling_group_name),
                             ("RuntimeConfigParameter", self.runtime_config_name)):
             CfnOutput(self, name, value=value)

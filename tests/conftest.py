@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded emulator (moto server on loopback, one per test session)."""
+"""Shared fixtures: the embedded emulator (moto server on loopback, one per test session), an
+IAM-enforced one for the runtime integration tests, and the app synthesized once."""
 
 from __future__ import annotations
 
@@ -27,6 +28,24 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulator_mod.
     emu = emulator_mod.start(log_path=str(log))
     yield emu
     emu.stop()
+
+
+@pytest.fixture(scope="session")
+def iam_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulator_mod.Emulator]:
+    """A moto server that enforces IAM: `env()` is its admin user; workers get their own users
+    (agentfleet.local.iam) and every refused call is in `denied()`."""
+    log = tmp_path_factory.mktemp("iam-emulator") / "moto.log"
+    emu = emulator_mod.start(log_path=str(log), iam=True)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def app_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`python app.py` into a temporary cdk.out: the templates whose policies the workers run under."""
+    from agentfleet.local import deploy
+
+    return deploy.synth(tmp_path_factory.mktemp("app") / "cdk.out")
 
 
 @pytest.fixture

@@ -136,3 +136,14 @@ def test_same_execution_name_never_starts_a_second_execution(machine: dict[str, 
         _run(machine, "false", "d-once")
     executions = machine["sfn"].list_executions(stateMachineArn=machine["arn"]["false"])["executions"]
     assert [e["name"] for e in executions].count("d-once") == 1
+
+
+def test_an_approval_error_that_is_not_a_rejection_is_a_failure(machine: dict[str, Any]) -> None:
+    """Only error "Rejected" is a human's no; anything else (a broken approver, an SNS failure)
+    fails the execution and records "failed", so the ActionFailures alarm sees it."""
+    run = _run(machine, "false", "d-approval-broken", approval_required=True)
+    time.sleep(1.0)
+    token = _task_token(machine, run["arn"])
+    machine["sfn"].send_task_failure(taskToken=token, error="ApproverCrashed", cause="KeyError in the approver")
+    assert _wait(machine, run["arn"]) == "FAILED"
+    assert _outcome(machine, "d-approval-broken") == "failed"

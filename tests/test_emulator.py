@@ -62,3 +62,29 @@ def test_the_emulator_serializes_dynamodb_writes() -> None:
         method = getattr(DynamoDBBackend, name)
         assert method._agentfleet_atomic is True
         assert not getattr(method.__wrapped__, "_agentfleet_atomic", False)
+
+
+def test_reset_keeps_iam_enforced_with_a_fresh_admin(tmp_path: Any) -> None:
+    """moto's reset drops IAM users too; the emulator re-creates its admin and stays enforced."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from agentfleet.local import emulator as emulator_mod
+
+    emu = emulator_mod.start(log_path=str(tmp_path / "moto.log"), iam=True)
+    try:
+        def sqs(env: dict[str, str]) -> Any:
+            return boto3.client("sqs", endpoint_url=emu.endpoint, region_name=emulator_mod.REGION,
+                                aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+        before = emu.env()
+        sqs(before).list_queues()
+        emu.reset()
+        assert emu.iam_enforced and emu.env()["AWS_ACCESS_KEY_ID"] != before["AWS_ACCESS_KEY_ID"]
+        sqs(emu.env()).list_queues()
+        with pytest.raises(ClientError):
+            sqs(before).list_queues()  # the old admin is gone with the reset
+        assert [d["error"] for d in emu.denied()] == ["InvalidClientTokenIdError"]
+    finally:
+        emu.stop()

@@ -76,7 +76,8 @@ class Resolver:
                       "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:",
                       "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/",
                       "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:",
-                      "AWS::S3::Bucket": "arn:aws:s3:::"}.get(rtype)
+                      "AWS::S3::Bucket": "arn:aws:s3:::",
+                      "AWS::KMS::Key": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/"}.get(rtype)
         if attr == "Arn" and arn_prefix:
             return arn_prefix + physical
         if attr.endswith("Name"):

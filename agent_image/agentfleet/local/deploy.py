@@ -46,6 +46,9 @@ class Deployed:
 
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # stack -> logical id -> (type, physical id) of what was created through service APIs, not
+    # CloudFormation (a state machine's physical id is its ARN, as its Ref is)
+    deferred: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
 
     def output(self, key_suffix: str) -> str:
         """The one output whose key ends with `key_suffix` (CDK prefixes keys with construct paths)."""
@@ -120,8 +123,8 @@ def publish_assets(assets_file: Path, s3: Any) -> list[str]:
 
 
 def deploy_stack(stack: StackArtifact, clients: Callable[[str], Any], endpoint: str, image_id: str,
-                 modelled: set[str] | None) -> tuple[dict[str, str], list[str]]:
-    """Create one stack from its prepared template; returns (outputs, notes)."""
+                 modelled: set[str] | None) -> tuple[dict[str, str], list[str], dict[str, tuple[str, str]]]:
+    """Create one stack from its prepared template; returns (outputs, notes, deferred physical ids)."""
     cfn, s3 = clients("cloudformation"), clients("s3")
     notes = publish_assets(stack.assets_file, s3) if stack.assets_file else []
     prepared = cfn_prep.prepare(json.loads(stack.template_file.read_text()), stack.name, image_id, modelled)
@@ -147,7 +150,8 @@ def deploy_stack(stack: StackArtifact, clients: Callable[[str], Any], endpoint: 
     resolver = cfn_deferred.Resolver(physical, parameters, exports, stack.name)
     notes += cfn_deferred.create(prepared.deferred, resolver, clients)
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in described.get("Outputs", [])}
-    return outputs, notes
+    return outputs, notes, {d.logical_id: (d.type, d.arn if d.type == cfn_prep.STATE_MACHINE else d.name)
+                            for d in prepared.deferred}
 
 
 def deploy(assembly: Path, clients: Callable[[str], Any], endpoint: str) -> Deployed:
@@ -156,8 +160,9 @@ def deploy(assembly: Path, clients: Callable[[str], Any], endpoint: str) -> Depl
     image_id = local_image_id(clients("ec2"))
     modelled = cfn_prep.modelled_types()
     for stack in stacks_in_order(assembly):
-        outputs, notes = deploy_stack(stack, clients, endpoint, image_id, modelled)
+        outputs, notes, deferred = deploy_stack(stack, clients, endpoint, image_id, modelled)
         result.outputs[stack.name] = outputs
+        result.deferred[stack.name] = deferred
         result.notes += [f"{stack.name}: {n}" for n in notes]
     for note in result.notes:
         log.info("local deploy: %s", note)

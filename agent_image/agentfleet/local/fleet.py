@@ -1,7 +1,8 @@
 """`make demo`: the whole system on this machine, and proof from the emulator's records that it lost nothing.
 
-Starts moto (server mode, loopback), synthesizes the app and deploys it into the emulator,
-builds the small CPU model, starts N workers and a local approver, replays a scenario into
+Starts moto (server mode, loopback, IAM enforced), synthesizes the app and deploys it into the
+emulator as an admin user, builds the small CPU model, starts N workers -- each with the key of
+an IAM user carrying exactly the instance role's policies from cdk.out -- and a local approver, replays a scenario into
 the stream, waits until every record is decided or quarantined and every action finished,
 stops everything and writes DIR/summary.json and DIR/summary.png.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentfleet.local import deploy, emulator, records, replay, report, scenarios, workers
+from agentfleet.local import deploy, emulator, iam, records, replay, report, scenarios, workers
 from agentfleet.local.approver import Approver
 from agentfleet.local.model_prep import prepare_model
 from agentfleet.local.progress import Counts, Progress
@@ -65,18 +66,43 @@ def local_document(deployed: deploy.Deployed, model_dir: Path, opts: Options) ->
     return doc
 
 
+WORKER_USER = "agentfleet-worker"
+
+
+def worker_identity(assembly: Path, deployed: deploy.Deployed) -> tuple[iam.Identity, dict[str, Any]]:
+    """An IAM user in the emulator with the instance role's policies from the deployed templates,
+    resolved against what the emulator's CloudFormation created; and a description for the summary."""
+    by_stack = iam.templates(assembly)
+    policies = iam.worker_policies(by_stack)
+    cfn = client("cloudformation")
+    exports = {e["Name"]: e["Value"] for e in cfn.list_exports().get("Exports", [])}
+    physical = iam.deployed_physical(cfn, by_stack)
+    for stack, created in deployed.deferred.items():
+        physical.setdefault(stack, {}).update(created)
+    resolved = iam.resolve(policies, iam.resolvers_for(by_stack, physical, exports))
+    identity, widened = iam.create_worker(client("iam"), WORKER_USER, resolved)
+    return identity, {
+        "identity": f"user/{WORKER_USER}", "role": policies.role,
+        "policies": [f"{d.stack}/{d.name} ({d.kind})" for d in resolved],
+        "aws_managed_not_applied": policies.aws_managed,
+        "statements_checked_by_action_only": widened,
+        "unresolved_resources": sorted({r for d in resolved for st in d.document.get("Statement", [])
+                                        for r in st.get("Resource", []) if r.startswith(iam.UNRESOLVED)}),
+    }
+
+
 def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
     """One local run; returns the summary (also written to opts.out)."""
     started = time.monotonic()
     progress = progress or Progress()
     opts.out.mkdir(parents=True, exist_ok=True)
     batch = scenarios.load(opts.scenario, opts.events)
-    emu = emulator.start(log_path=str(opts.out / "moto.log"))
+    emu = emulator.start(log_path=str(opts.out / "moto.log"), iam=True)
     fleet: list[workers.WorkerProcess] = []
     approver: Approver | None = None
     saved_env = {key: os.environ.get(key) for key in emu.env()}
     try:
-        os.environ.update(emu.env())  # this process's clients talk to the emulator too (fake credentials)
+        os.environ.update(emu.env())  # this process's clients talk to the emulator too, as its admin user
         assembly = opts.assembly or deploy.synth(opts.out / "cdk.out")
         progress.note(f"emulator on {emu.endpoint}; deploying {assembly}")
         deployed = deploy.deploy(assembly, client, emu.endpoint)
@@ -89,9 +115,11 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         config_path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
         names = {k: doc[k] for k in ("stream_name", "audit_table", "memory_table", "leases_table",
                                      "state_machine_arn")}
+        identity, iam_summary = worker_identity(assembly, deployed)
+        progress.note(f"workers run as {iam_summary['identity']} with {', '.join(iam_summary['policies'])}")
         approver = Approver(client("sqs"), client("sns"), client("stepfunctions"), deployed.output("ApprovalTopicArn"))
         approver.start()
-        env = {**os.environ, **emu.env(), "AGENTFLEET_CONFIG": str(config_path.resolve())}
+        env = {**os.environ, **emu.env(), **identity.env(), "AGENTFLEET_CONFIG": str(config_path.resolve())}
         progress.note(f"starting {opts.workers} workers (logs in {opts.out / 'logs'})")
         fleet = workers.start(opts.workers, env, opts.out / "logs")
         late = workers.wait_healthy(fleet, timeout=180)
@@ -110,6 +138,9 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
                                    scenario=opts.scenario)
         summary["worker_exit_codes"] = exit_codes
         summary["local_deploy_notes"] = deployed.notes
+        denied = emu.denied()  # every call the emulator refused, from any process (moto_server.py)
+        summary.update({"iam_enforced": emu.iam_enforced, "denied_calls": len(denied),
+                        "denied_examples": denied[:10], "iam": iam_summary})
         report.write(summary, opts.out)
         return summary
     finally:
@@ -193,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("local fleet interrupted; workers and emulator stopped\n")
         return 130
-    sys.stdout.write(report.text(summary) + f"\nwrote {opts.out / 'summary.json'} and {opts.out / 'summary.png'}\n")
+    iam_line = f"\nIAM enforced: {summary['iam_enforced']}; denied calls: {summary['denied_calls']}"
+    sys.stdout.write(report.text(summary) + iam_line + f"\nwrote {opts.out / 'summary.json'} and {opts.out / 'summary.png'}\n")
     ok = summary["lost_events"] == 0 and summary["duplicate_actions"] == 0 and summary["missing_actions"] == 0 \
-        and summary["actions_running"] == 0
+        and summary["actions_running"] == 0 and summary["iam_enforced"] and summary["denied_calls"] == 0
     return 0 if ok else 1
 
 

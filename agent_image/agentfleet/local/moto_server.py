@@ -1,4 +1,5 @@
-"""moto's server with atomic DynamoDB writes: `python -m agentfleet.local.moto_server -H HOST -p PORT`.
+"""moto's server with atomic DynamoDB writes and a record of refused calls:
+`python -m agentfleet.local.moto_server -H HOST -p PORT`.
 
 moto serves each request on its own thread, and its DynamoDB backend evaluates a write's
 ConditionExpression and then applies it with no lock between, so two concurrent conditional
@@ -10,10 +11,13 @@ concurrent.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import main
 
@@ -40,6 +44,31 @@ def make_writes_atomic() -> None:
             setattr(DynamoDBBackend, name, wrapped)
 
 
+def record_refusals(path: str) -> None:
+    """Wrap moto's one authorization entry point (moto/core/authorization.py, moto 5.2.5) so each
+    refusal is written to `path` before it propagates unchanged. Idempotent."""
+    method = ActionAuthenticatorMixin._authenticate_and_authorize_action
+    if getattr(method, "_agentfleet_recorded", False):
+        return
+
+    @functools.wraps(method)
+    def recorded(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception as exc:
+            target = self.headers.get("X-Amz-Target") or ""
+            line = {"error": type(exc).__name__, "action": self._get_action(), "target": target,
+                    "authorization": (self.headers.get("Authorization") or "")[:120]}
+            with _LOCK, open(path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(line) + "\n")
+            raise
+
+    recorded._agentfleet_recorded = True  # type: ignore[attr-defined]
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = recorded  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     make_writes_atomic()
+    if os.environ.get("AGENTFLEET_DENIED_LOG"):
+        record_refusals(os.environ["AGENTFLEET_DENIED_LOG"])
     main()

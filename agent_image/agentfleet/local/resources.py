@@ -4,7 +4,8 @@ config document workers read.
 In AWS the CDK app creates these; this mirrors the keys and shapes the stack declares
 (agentfleet.spec.tables) so a worker cannot tell the difference: Kinesis stream, memory table
 (TTL on expires_at), leases table, audit table with GSI by_kind(kind, at), the notify and
-approval topics, an EventBridge bus, and the actions state machine from
+approval topics, an EventBridge bus, the quarantine bucket (records kept whole), and the actions
+state machine from
 constructs/actions.asl.json with its ${...} substitutions filled in.
 """
 
@@ -39,11 +40,20 @@ class ResourceNames:
     approval_topic: str
     event_bus: str
     state_machine: str
+    quarantine_bucket: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> ResourceNames:
         return cls(f"{prefix}-events", f"{prefix}-memory", f"{prefix}-leases", f"{prefix}-audit",
-                   f"{prefix}-notify", f"{prefix}-approval", f"{prefix}-bus", f"{prefix}-actions")
+                   f"{prefix}-notify", f"{prefix}-approval", f"{prefix}-bus", f"{prefix}-actions",
+                   f"{prefix}-quarantine".lower())
+
+    def by_construct_path(self) -> dict[str, str]:
+        """Construct path suffix (as in the synthesized templates) -> this set's physical name, so the
+        worker policy read from cdk.out resolves to these resources (agentfleet.local.iam)."""
+        return {"Ingest/Stream/Resource": self.stream, "AgentState/Memory/Resource": self.memory_table,
+                "AgentState/Leases/Resource": self.leases_table, "AgentState/Audit/Resource": self.audit_table,
+                "AgentState/Quarantine/Resource": self.quarantine_bucket}
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,11 @@ class Resources:
         """The Settings fields that point a worker at these resources."""
         return {"stream_name": self.names.stream, "memory_table": self.names.memory_table,
                 "leases_table": self.names.leases_table, "audit_table": self.names.audit_table,
-                "state_machine_arn": self.state_machine_arn}
+                "state_machine_arn": self.state_machine_arn, "quarantine_bucket": self.names.quarantine_bucket}
+
+    def by_construct_path(self) -> dict[str, str]:
+        """Like ResourceNames.by_construct_path, plus the state machine (its Ref is its ARN)."""
+        return {**self.names.by_construct_path(), "Actions/StateMachine/Resource": self.state_machine_arn}
 
 
 def render_asl(values: Mapping[str, str], asl_path: Path = ASL_PATH) -> str:
@@ -89,6 +103,8 @@ def create_resources(names: ResourceNames, *, shard_count: int = 4, tickets_enab
     kinesis, ddb = c.get("kinesis") or client("kinesis"), c.get("dynamodb") or client("dynamodb")
     sns, events = c.get("sns") or client("sns"), c.get("events") or client("events")
     sfn = c.get("stepfunctions") or client("stepfunctions")
+    s3 = c.get("s3") or client("s3")
+    s3.create_bucket(Bucket=names.quarantine_bucket)
     kinesis.create_stream(StreamName=names.stream, ShardCount=shard_count)
     kinesis.get_waiter("stream_exists").wait(StreamName=names.stream, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     stream_arn = kinesis.describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"]["StreamARN"]
