@@ -32,12 +32,20 @@ HELPERS = {
 }
 
 
+# Code in the package that never runs on an instance, so the instance role need not allow its calls.
+NOT_ON_THE_INSTANCE = {
+    "ingest/webhook.py": "the GitHub webhook handler runs in a Lambda function under that function's role",
+    "entrypoints/requeue.py": "the requeue command is an operator tool, run with the operator's credentials",
+}
+
+
 def runtime_calls() -> dict[str, set[str]]:
     """IAM action -> where the runtime (agentfleet minus local/, which is the laptop harness) calls it.
 
     A call counts when its method name is an operation of a service the runtime makes a client for
     (`client("svc")`), or a paginator named by a literal, or a transfer helper above."""
-    files = [p for p in RUNTIME.rglob("*.py") if p.relative_to(RUNTIME).parts[0] != "local"]
+    files = [p for p in RUNTIME.rglob("*.py") if p.relative_to(RUNTIME).parts[0] != "local"
+             and p.relative_to(RUNTIME).as_posix() not in NOT_ON_THE_INSTANCE]
     trees = {p: ast.parse(p.read_text(encoding="utf-8")) for p in files}
     services = {n.args[0].value for t in trees.values() for n in ast.walk(t) if isinstance(n, ast.Call)
                 and getattr(n.func, "attr", getattr(n.func, "id", None)) == "client"
