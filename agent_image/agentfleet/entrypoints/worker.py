@@ -41,6 +41,10 @@ from agentfleet.spec.settings import Settings, resolve
 
 log = logs.get("agentfleet.entrypoints.worker")
 _RETRY_BACKOFF_CAP = 30.0
+# Consecutive lease ticks whose discovery/balancing failed (ListShards, Scan, heartbeat, take)
+# before /ping answers 503: 3 ticks = one lease duration (ticks run every lease_seconds / 3),
+# long enough to ride out a throttling burst, short enough that an AccessDenied shows at once.
+BALANCE_FAILURES_UNHEALTHY = 3
 _REQUIRED = ("stream_name", "leases_table", "memory_table", "audit_table", "state_machine_arn")
 
 
@@ -137,6 +141,7 @@ class Worker:
     def _step(self) -> None:
         if self.leases.due():
             self.shards.apply(self.leases.tick(taking=True))
+            self._check_balancing()
         self.collect_batch()
         self.drain_done()
         self.shards.poll()
@@ -190,6 +195,20 @@ class Worker:
             self.stats.decisions += 1
             self.shards.done(item)
 
+    def _check_balancing(self) -> None:
+        """Count each failed balancing tick; past the threshold /ping turns unhealthy until one succeeds."""
+        failures = self.leases.balance_failures
+        if failures:
+            self.metrics.count(metric_names.LEASE_BALANCING_FAILURES)
+        if self.health is None:
+            return
+        state = self.health.state
+        if failures >= BALANCE_FAILURES_UNHEALTHY and state == "healthy":
+            log.error("lease balancing keeps failing; reporting unhealthy", extra={"consecutive_failures": failures})
+            self.health.set_state("unhealthy")
+        elif failures == 0 and state == "unhealthy":
+            self.health.set_state("healthy")
+
     def _emit_gauges(self) -> None:
         now = time.monotonic()
         if now < self._next_gauges:
@@ -198,9 +217,11 @@ class Worker:
         records, millis = self.shards.backlog()
         self.metrics.gauge(metric_names.BACKLOG_RECORDS, float(records))
         self.metrics.gauge(metric_names.MILLIS_BEHIND_LATEST, float(millis), "Milliseconds")
-        if self.market and now >= self._next_in_service:
+        if now >= self._next_in_service:
             self._next_in_service = now + 60.0
-            self.metrics.count(metric_names.WORKERS_IN_SERVICE, **{metric_names.MARKET: self.market})
+            self.metrics.gauge(metric_names.LEASED_SHARDS, float(len(self.leases.held)))
+            if self.market:
+                self.metrics.count(metric_names.WORKERS_IN_SERVICE, **{metric_names.MARKET: self.market})
 
 
 def main() -> int:
