@@ -42,7 +42,7 @@ class DenyingKinesis:
 
 def _ping(port: int) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
             return response.status, json.loads(response.read())["status"]
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())["status"]
