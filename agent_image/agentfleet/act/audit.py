@@ -49,6 +49,7 @@ class DecisionRecord:
     worker_id: str = ""
     at: str = ""
     execution_arn: str = ""
+    sub_sequence_number: int | None = None  # KPL user record within the stream record
 
     def to_item(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -97,13 +98,16 @@ class AuditLog:
             UpdateExpression="SET execution_arn = :arn", ExpressionAttributeValues={":arn": {"S": arn}}))
 
     def quarantine(self, *, shard_id: str, sequence_number: str, reason: str, detail: str, data: bytes,
-                   event_id: str = "", event_type: str = "", worker_id: str = "") -> None:
+                   event_id: str = "", event_type: str = "", worker_id: str = "",
+                   sub_sequence: int | None = None) -> None:
         """Record a rejected record; the key is its stream position, so a replay overwrites, never duplicates."""
         preview = data[:_RAW_PREVIEW_BYTES]
+        position = f"{shard_id}:{sequence_number}" + ("" if sub_sequence is None else f":{sub_sequence}")
         item = ddb.to_item({
-            AUDIT_PK: audit_key(KIND_QUARANTINE, f"{shard_id}:{sequence_number}"), "kind": KIND_QUARANTINE,
+            AUDIT_PK: audit_key(KIND_QUARANTINE, position), "kind": KIND_QUARANTINE,
             "at": iso_now(self._clock), "reason": reason, "detail": detail, "shard_id": shard_id,
-            "sequence_number": sequence_number, "event_id": event_id or None, "event_type": event_type or None,
+            "sequence_number": sequence_number, "sub_sequence_number": sub_sequence,
+            "event_id": event_id or None, "event_type": event_type or None,
             "size_bytes": len(data), "raw_preview_b64": base64.b64encode(preview).decode(), "worker_id": worker_id,
         })
         self._call("quarantine put", lambda: self._ddb.put_item(TableName=self.table, Item=item))

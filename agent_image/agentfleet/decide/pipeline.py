@@ -114,7 +114,7 @@ class DecisionPipeline:
             rationale=decision.rationale if decision else "", confidence=decision.confidence if decision else 0.0,
             approval_required=verdict.approval_required, latency_ms=round(latency_ms, 1),
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, worker_id=self.worker_id,
-            at=iso_now(self._clock),
+            at=iso_now(self._clock), sub_sequence_number=item.sub_sequence,
         )
         stored, fresh = self.audit.record_decision(record)
         if not fresh:

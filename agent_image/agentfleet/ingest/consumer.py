@@ -46,8 +46,10 @@ class ShardReader:
     """GetRecords loop state for one leased shard, plus its pending-record ledger."""
 
     def __init__(self, kinesis: Any, stream_name: str, shard_id: str, *, checkpoint: str, poll_interval: float,
-                 limit: int, max_pending: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 limit: int, max_pending: int, monotonic: Callable[[], float] = time.monotonic,
+                 generation: int = 0) -> None:
         self._kinesis, self.stream_name, self.shard_id = kinesis, stream_name, shard_id
+        self.generation = generation  # the lease counter when taken (see ingest/shards.py)
         self.checkpointed = checkpoint  # last sequence number written to the lease table
         self.position = checkpoint  # last sequence number read
         self.poll_interval, self.limit, self.max_pending, self._monotonic = poll_interval, limit, max_pending, monotonic
