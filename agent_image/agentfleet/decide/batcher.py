@@ -36,6 +36,7 @@ class WorkItem:
     sub_sequence: int | None = None  # KPL sub-sequence number; None for a record not aggregated
     generation: int = 0
     raw: bytes = b""
+    partition_key: str = ""  # the record's (or KPL user record's), for putting it back on the stream
 
     @property
     def key(self) -> tuple[str, str]:

@@ -57,6 +57,7 @@ class Clients:
     sfn: Any
     cloudwatch: Any = None
     autoscaling: Any = None
+    s3: Any = None  # where quarantined / failed records' bytes go
 
     @classmethod
     def create(cls, settings: Settings) -> Clients:
@@ -64,7 +65,12 @@ class Clients:
 
         return cls(client("kinesis"), client("dynamodb"), client("stepfunctions"),
                    client("cloudwatch") if settings.metrics_mode == "put" else None,
-                   client("autoscaling") if settings.termination_hook_name else None)
+                   client("autoscaling") if settings.termination_hook_name else None,
+                   client("s3") if quarantine_bucket(settings) else None)
+
+
+def quarantine_bucket(settings: Settings) -> str:
+    return settings.quarantine_bucket or settings.cache_bucket
 
 
 def check_settings(settings: Settings) -> None:
@@ -92,7 +98,8 @@ class Worker:
         self.batcher = Batcher(self.batch_size, settings.batch_max_wait_ms / 1000.0)
         self.stats = Stats()
         ddb = self.clients.dynamodb
-        self.audit = AuditLog(ddb, settings.audit_table, sleep=sleep)
+        self.audit = AuditLog(ddb, settings.audit_table, sleep=sleep, s3=self.clients.s3,
+                              bucket=quarantine_bucket(settings), prefix=settings.quarantine_prefix)
         coordinator = LeaseCoordinator(
             LeaseTable(ddb, settings.leases_table, lease_seconds=settings.lease_seconds, sleep=sleep),
             self.clients.kinesis, settings.stream_name, self.me, lease_seconds=settings.lease_seconds)

@@ -21,6 +21,7 @@ from agentfleet.ingest.consumer import ShardReader
 from agentfleet.ingest.coordinator import Changes, LeaseCoordinator
 from agentfleet.ingest.kpl import UserRecord, deaggregate
 from agentfleet.ingest.leases import SHARD_END
+from agentfleet.ingest.quarantine import Quarantine, QuarantineWriter
 from agentfleet.ops import logs
 from agentfleet.ops.metrics import Metrics
 from agentfleet.spec import metric_names
@@ -30,18 +31,6 @@ from agentfleet.spec.settings import Settings
 
 log = logs.get(__name__)
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoint writes per shard while running (always on stop)
-
-
-@dataclass(frozen=True)
-class Quarantine:
-    """A rejected user record waiting for its audit write."""
-
-    shard_id: str
-    sequence_number: str
-    sub_sequence: int | None
-    rejection: Rejection
-    data: bytes
-    generation: int
 
 
 @dataclass
@@ -62,7 +51,7 @@ class ShardSet:
         self.settings, self._kinesis, self.leases, self.batcher = settings, kinesis, leases, batcher
         self.audit, self.metrics, self.stats = audit, metrics, stats
         self.readers: dict[str, ShardReader] = {}
-        self._quarantine_retry: list[Quarantine] = []
+        self.quarantine = QuarantineWriter(audit, settings.worker_id)
         self._last_checkpoint: dict[str, float] = {}
 
     def apply(self, changes: Changes) -> None:
@@ -94,7 +83,7 @@ class ShardSet:
             if reader.due() and self.leases.valid(shard_id):
                 for record in reader.poll():
                     self._accept(reader, record)
-        self.retry_quarantine()
+        self.collect_quarantined()
 
     def _current(self, shard_id: str, generation: int) -> ShardReader | None:
         """The shard's reader if it is still the one of `generation` (the lease was not lost and retaken)."""
@@ -116,8 +105,8 @@ class ShardSet:
             if isinstance(items, Rejection):
                 self.stats.quarantined += 1
                 self.metrics.count(metric_names.EVENTS_QUARANTINED, **{metric_names.REASON: items.reason})
-                self._quarantine_retry.append(Quarantine(reader.shard_id, seq, user.sub_sequence, items, user.data,
-                                                         reader.generation))
+                self.quarantine.submit(Quarantine(reader.shard_id, seq, user.sub_sequence, items, user.data,
+                                                  reader.generation, user.partition_key))
                 continue
             for item in items:
                 self.batcher.add(item)
@@ -136,24 +125,13 @@ class ShardSet:
         now = time.monotonic()
         return [WorkItem(reader.shard_id, seq, parsed, agent,
                          decision_id(agent.name, reader.shard_id, seq, user.sub_sequence), now,
-                         sub_sequence=user.sub_sequence, generation=reader.generation, raw=user.data)
+                         sub_sequence=user.sub_sequence, generation=reader.generation, raw=user.data,
+                         partition_key=user.partition_key)
                 for agent in agents]
 
-    def retry_quarantine(self) -> None:
-        """Write pending quarantine records; one that fails stays pending and holds the checkpoint back."""
-        pending, self._quarantine_retry = self._quarantine_retry, []
-        for q in pending:
-            if self._current(q.shard_id, q.generation) is None:
-                continue  # the lease moved on; its next reader re-reads the record
-            try:
-                self.audit.quarantine(shard_id=q.shard_id, sequence_number=q.sequence_number,
-                                      sub_sequence=q.sub_sequence, reason=q.rejection.reason,
-                                      detail=q.rejection.detail, data=q.data, event_id=q.rejection.event_id,
-                                      event_type=q.rejection.event_type, worker_id=self.settings.worker_id)
-            except Exception as exc:
-                log.warning("quarantine write failed; will retry", extra={"shard_id": q.shard_id, "error": str(exc)})
-                self._quarantine_retry.append(q)
-                continue
+    def collect_quarantined(self) -> None:
+        """Acknowledge the quarantine records the writer thread has finished (if their reader is current)."""
+        for q in self.quarantine.finished():
             reader = self._current(q.shard_id, q.generation)
             if reader is not None:
                 reader.done(q.sequence_number)
