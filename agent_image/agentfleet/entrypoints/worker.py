@@ -50,7 +50,13 @@ _REQUIRED = ("stream_name", "leases_table", "memory_table", "audit_table", "stat
 
 @dataclass
 class Clients:
-    """The AWS clients a worker uses, made once at start (endpoint from AWS_ENDPOINT_URL)."""
+    """The AWS clients a worker uses, made once at start (endpoint from AWS_ENDPOINT_URL).
+
+    The main loop's clients (kinesis, leases_dynamodb, cloudwatch) make one attempt per call with
+    short timeouts: the loop's own schedule is their retry, so no backoff sleep ever holds up lease
+    renewal, reading or a stop. The batch and quarantine threads' clients (dynamodb, sfn, s3)
+    retry as the factory does (agentfleet.ops.aws, plus agentfleet.ops.retry on top).
+    """
 
     kinesis: Any
     dynamodb: Any
@@ -58,15 +64,20 @@ class Clients:
     cloudwatch: Any = None
     autoscaling: Any = None
     s3: Any = None  # where quarantined / failed records' bytes go
+    leases_dynamodb: Any = None  # the loop's DynamoDB client (leases); None = `dynamodb`
 
     @classmethod
     def create(cls, settings: Settings) -> Clients:
+        from botocore.config import Config
+
         from agentfleet.ops.aws import client
 
-        return cls(client("kinesis"), client("dynamodb"), client("stepfunctions"),
-                   client("cloudwatch") if settings.metrics_mode == "put" else None,
+        loop = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=5)
+        return cls(client("kinesis", config=loop), client("dynamodb"), client("stepfunctions"),
+                   client("cloudwatch", config=loop) if settings.metrics_mode == "put" else None,
                    client("autoscaling") if settings.termination_hook_name else None,
-                   client("s3") if quarantine_bucket(settings) else None)
+                   client("s3") if quarantine_bucket(settings) else None,
+                   client("dynamodb", config=loop))
 
 
 def quarantine_bucket(settings: Settings) -> str:
@@ -101,7 +112,8 @@ class Worker:
         self.audit = AuditLog(ddb, settings.audit_table, sleep=sleep, s3=self.clients.s3,
                               bucket=quarantine_bucket(settings), prefix=settings.quarantine_prefix)
         coordinator = LeaseCoordinator(
-            LeaseTable(ddb, settings.leases_table, lease_seconds=settings.lease_seconds, sleep=sleep),
+            LeaseTable(self.clients.leases_dynamodb or ddb, settings.leases_table, lease_seconds=settings.lease_seconds,
+                       sleep=sleep),
             self.clients.kinesis, settings.stream_name, self.me, lease_seconds=settings.lease_seconds)
         self.shards = ShardSet(settings, self.clients.kinesis, coordinator, self.batcher, self.audit, self.metrics,
                                self.stats)
@@ -121,6 +133,7 @@ class Worker:
         self._retry: list[WorkItem] = []
         self._next_gauges = 0.0
         self._next_in_service = 0.0
+        self.turns = 0  # main-loop iterations (liveness: the loop never waits on a retry)
 
     @property
     def leases(self) -> LeaseCoordinator:
@@ -146,6 +159,7 @@ class Worker:
                 watcher.stop()
 
     def _step(self) -> None:
+        self.turns += 1
         if self.leases.due():
             self.shards.apply(self.leases.tick(taking=True))
             self._check_balancing()

@@ -28,8 +28,9 @@ log = logs.get(__name__)
 SHARD_END = "SHARD_END"
 WORKER_PREFIX = "worker#"
 LOCK_PREFIX = "lock#"
-# Few attempts: a lease write that keeps failing is better retried on the next tick than blocking the loop.
-_POLICY = retry.RetryPolicy(attempts=4)
+# One attempt: these calls run on the worker's main loop, whose next tick (or turn) is the retry;
+# a backoff sleep here would hold up renewals, reading and a stop while DynamoDB throttles.
+_POLICY = retry.RetryPolicy(attempts=1)
 
 
 @dataclass(frozen=True)
