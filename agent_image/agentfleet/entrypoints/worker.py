@@ -16,8 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from agentfleet.act.audit import AuditLog
 from agentfleet.act.dispatch import Dispatcher
@@ -25,6 +23,7 @@ from agentfleet.decide.batcher import Batcher, WorkItem
 from agentfleet.decide.guardrails import Guardrails
 from agentfleet.decide.memory import MemoryStore
 from agentfleet.decide.pipeline import DecisionPipeline
+from agentfleet.entrypoints.clients import Clients, check_settings, quarantine_bucket
 from agentfleet.entrypoints.drain import drain
 from agentfleet.ingest.coordinator import LeaseCoordinator
 from agentfleet.ingest.leases import LeaseTable
@@ -36,7 +35,6 @@ from agentfleet.ops.metrics import Metrics
 from agentfleet.ops.shutdown import InterruptionWatcher, Metadata, StopSignal
 from agentfleet.serve.model.base import GenerationRequest, ModelBackend
 from agentfleet.spec import metric_names
-from agentfleet.spec.catalog import ConfigError
 from agentfleet.spec.settings import Settings, resolve
 
 log = logs.get("agentfleet.entrypoints.worker")
@@ -45,51 +43,6 @@ _RETRY_BACKOFF_CAP = 30.0
 # before /ping answers 503: 3 ticks = one lease duration (ticks run every lease_seconds / 3),
 # long enough to ride out a throttling burst, short enough that an AccessDenied shows at once.
 BALANCE_FAILURES_UNHEALTHY = 3
-_REQUIRED = ("stream_name", "leases_table", "memory_table", "audit_table", "state_machine_arn")
-
-
-@dataclass
-class Clients:
-    """The AWS clients a worker uses, made once at start (endpoint from AWS_ENDPOINT_URL).
-
-    The main loop's clients (kinesis, leases_dynamodb, cloudwatch) make one attempt per call with
-    short timeouts: the loop's own schedule is their retry, so no backoff sleep ever holds up lease
-    renewal, reading or a stop. The batch and quarantine threads' clients (dynamodb, sfn, s3)
-    retry as the factory does (agentfleet.ops.aws, plus agentfleet.ops.retry on top).
-    """
-
-    kinesis: Any
-    dynamodb: Any
-    sfn: Any
-    cloudwatch: Any = None
-    autoscaling: Any = None
-    s3: Any = None  # where quarantined / failed records' bytes go
-    leases_dynamodb: Any = None  # the loop's DynamoDB client (leases); None = `dynamodb`
-
-    @classmethod
-    def create(cls, settings: Settings) -> Clients:
-        from botocore.config import Config
-
-        from agentfleet.ops.aws import client
-
-        loop = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=5)
-        return cls(client("kinesis", config=loop), client("dynamodb"), client("stepfunctions"),
-                   client("cloudwatch", config=loop) if settings.metrics_mode == "put" else None,
-                   client("autoscaling") if settings.termination_hook_name else None,
-                   client("s3") if quarantine_bucket(settings) else None,
-                   client("dynamodb", config=loop))
-
-
-def quarantine_bucket(settings: Settings) -> str:
-    return settings.quarantine_bucket or settings.cache_bucket
-
-
-def check_settings(settings: Settings) -> None:
-    missing = [name for name in _REQUIRED if not getattr(settings, name)]
-    if missing:
-        raise ConfigError(f"worker settings missing: {missing} (set AGENTFLEET_<NAME> or the config document)")
-    if not settings.agents:
-        raise ConfigError("worker settings define no agents")
 
 
 class Worker:

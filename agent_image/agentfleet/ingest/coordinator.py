@@ -60,11 +60,6 @@ class LeaseCoordinator:
     def valid(self, shard_id: str) -> bool:
         return shard_id in self.held and self._valid_until.get(shard_id, 0.0) > self._monotonic()
 
-    def generation(self, shard_id: str) -> int:
-        """The counter of our lease on `shard_id` when we took it (0 if not held)."""
-        lease = self.held.get(shard_id)
-        return lease.counter if lease else 0
-
     def due(self) -> bool:
         return self._monotonic() >= self._next_tick
 
