@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from agentfleet.ingest.balance import ShardInfo, active_leases, list_shards, plan
@@ -92,14 +93,24 @@ class LeaseCoordinator:
                                                          "consecutive_failures": self.balance_failures})
         return changes
 
+    def _try(self, what: str, fn: Callable[[], Any]) -> Any:
+        """One optional step of a tick: a failure is logged and skipped (the next tick tries again)."""
+        try:
+            return fn()
+        except Exception as exc:
+            log.warning("lease step failed", extra={"what": what, "error": f"{type(exc).__name__}: {exc}"})
+            return None
+
     def _balance(self, changes: Changes) -> None:
-        self.table.heartbeat(self.me)
+        """Only ListShards and the lease scan are essential (a failure there fails the tick); every
+        other call is one attempt that may fail alone, so a flaky DynamoDB slows balancing, not stops it."""
+        self._try("heartbeat", lambda: self.table.heartbeat(self.me))
         self.shards = self.list_shards()  # complete, or it raised
         leases, workers = self.table.scan()
         now = self._monotonic()
         for lease in leases:
             if lease.shard_id not in self.shards:  # aged out of the stream (see module doc)
-                self.table.delete_gone(lease.shard_id, lease.counter)
+                self._try("lease delete", partial(self.table.delete_gone, lease.shard_id, lease.counter))
                 if lease.shard_id in self.held:
                     log.info("shard left the stream", extra={"shard_id": lease.shard_id})
                     self._forget(lease.shard_id)
@@ -107,7 +118,7 @@ class LeaseCoordinator:
         known = {lease.shard_id for lease in leases}
         for info in self.shards.values():
             if info.shard_id not in known:
-                self.table.ensure(info.shard_id, info.parents)
+                self._try("lease create", partial(self.table.ensure, info.shard_id, info.parents))
         if known != set(self.shards):
             leases, workers = self.table.scan()
             now = self._monotonic()
@@ -118,7 +129,8 @@ class LeaseCoordinator:
             self._clock.observe(WORKER_PREFIX + worker, counter, owned=True, now=now)
             still = self._clock.still_for(WORKER_PREFIX + worker, now)
             if worker != self.me and still is not None and still > _DEAD_WORKER_SECONDS:
-                self.table.forget_worker(worker, counter)  # crashed long ago: keep the table small
+                # crashed long ago: keep the table small
+                self._try("worker forget", partial(self.table.forget_worker, worker, counter))
         self._clock.forget_missing({lease.shard_id for lease in leases} | {WORKER_PREFIX + w for w in workers})
         alive = {lease.shard_id for lease in leases if self._clock.alive(lease.shard_id, now)}
         live_workers = {w for w in workers if self._clock.alive(WORKER_PREFIX + w, now)}
@@ -126,7 +138,7 @@ class LeaseCoordinator:
         changes.give_up = decision.give_up
         for lease in decision.take:
             started = self._monotonic()
-            taken = self.table.take(lease, self.me)
+            taken = self._try("lease take", partial(self.table.take, lease, self.me))
             if taken is not None:
                 self.held[taken.shard_id] = taken
                 self._valid_until[taken.shard_id] = started + self.lease_seconds
