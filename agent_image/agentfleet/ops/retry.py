@@ -40,8 +40,9 @@ def is_retryable(exc: BaseException) -> bool:
 
 # Errors a retry cannot fix: the request itself is wrong for the service. DynamoDB answers
 # ValidationException for an item over 400 KB, a key over 2048 bytes (partition) / 1024 bytes
-# (sort), or a number outside its range (DynamoDB developer guide, "Service, account, and table
-# quotas" and "Data types: Number"); boto3 refuses before sending a number DynamoDB cannot hold
+# (sort), or a number outside its range (DynamoDB developer guide, "Constraints in Amazon
+# DynamoDB", Constraints.html: Items, Partition keys and sort keys, Data types); boto3 refuses
+# before sending a number DynamoDB cannot hold
 # (boto3/dynamodb/types.py DYNAMODB_CONTEXT: prec=38, Emin=-128, Emax=126, trapping Inexact,
 # Rounded, Overflow, Underflow, Clamped; TypeError for Infinity and NaN; boto3 1.44.5).
 PERMANENT_CODES = frozenset({"ValidationException", "SerializationException", "InvalidExecutionInput",

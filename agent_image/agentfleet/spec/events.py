@@ -21,8 +21,8 @@ import jsonschema
 # botocore/data/kinesis/2013-12-02/service-2.json, botocore 1.44.8).
 MAX_KINESIS_RECORD_BYTES = 1024 * 1024
 # The subject is part of the memory table's partition key "<agent>#<subject>"; DynamoDB partition
-# keys hold at most 2048 bytes (DynamoDB developer guide, "Service, account, and table quotas":
-# partition key value length). 1024 bytes of subject leaves room for any agent name.
+# keys hold at most 2048 bytes (DynamoDB developer guide, "Constraints in Amazon DynamoDB",
+# Constraints.html, "Partition key length"). 1024 bytes of subject leaves room for any agent name.
 MAX_SUBJECT_BYTES = 1024
 
 EVENT_SCHEMA_V1: Mapping[str, Any] = {
