@@ -10,7 +10,7 @@ shared by all. Packages, lowest layer first (a package imports only packages abo
     act/          Step Functions dispatch and the write-ahead audit
     decide/       batching, prompt, memory, decision pipeline, guardrails
     ingest/       Kinesis records -> events: leases, coordinator, shard readers
-    entrypoints/  `python -m agentfleet.entrypoints.boot|worker|prewarm`: wiring and lifecycle
+    entrypoints/  `python -m agentfleet.entrypoints.boot|worker|prewarm|requeue`: wiring and lifecycle
     local/        local mode: the embedded emulator and the local fleet
 
 tests/test_layers.py keeps this order and forbids import circles.

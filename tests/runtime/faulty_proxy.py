@@ -11,6 +11,7 @@ import http.client
 import itertools
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +25,8 @@ class FaultyProxy:
         self.host, self.port_upstream, self.every = parsed.hostname or "localhost", parsed.port or 80, every
         self.injected: dict[str, int] = dict.fromkeys(FAULTS, 0)
         self.forwarded = 0
+        self.calls: dict[str, int] = {}  # X-Amz-Target -> calls seen
+        self._throttle_until, self._throttle_prefix = 0.0, ""
         self._count = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -42,8 +45,19 @@ class FaultyProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def _next_fault(self) -> str | None:
+    def throttle(self, seconds: float, target_prefix: str) -> None:
         with self._lock:
+            self._throttle_until, self._throttle_prefix = time.monotonic() + seconds, target_prefix
+
+    def _next_fault(self, target: str) -> str | None:
+        with self._lock:
+            self.calls[target] = self.calls.get(target, 0) + 1
+            if time.monotonic() < self._throttle_until and target.startswith(self._throttle_prefix):
+                self.injected["throttle"] += 1
+                return "throttle"
+            if not self.every:
+                self.forwarded += 1
+                return None
             n = next(self._count)
             if n % self.every:
                 self.forwarded += 1
@@ -83,7 +97,8 @@ class FaultyProxy:
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-                fault = None if self.path.startswith("/moto-api") else proxy._next_fault()
+                target = self.headers.get("X-Amz-Target", "")
+                fault = None if self.path.startswith("/moto-api") else proxy._next_fault(target)
                 if fault == "server_error":
                     self._error(500, "InternalFailure")
                     return

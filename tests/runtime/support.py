@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentfleet.act.audit import list_kind
 from agentfleet.entrypoints.worker import Worker
 from agentfleet.local.resources import ResourceNames, Resources, config_document
 from agentfleet.spec.catalog import parse_agents
 from agentfleet.spec.settings import Settings, resolve
-from agentfleet.spec.tables import AUDIT_INDEX, KIND_DECISION, KIND_QUARANTINE
+from agentfleet.spec.tables import KIND_DECISION, KIND_QUARANTINE
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = itertools.count()
@@ -106,16 +107,7 @@ class Fleet:
         return out
 
     def audit(self, kind: str) -> list[dict[str, Any]]:
-        from agentfleet.ops.ddb import from_item
-
-        items, kwargs = [], {"TableName": self.names.audit_table, "IndexName": AUDIT_INDEX,
-                             "KeyConditionExpression": "kind = :k", "ExpressionAttributeValues": {":k": {"S": kind}}}
-        while True:
-            page = self.clients["dynamodb"].query(**kwargs)
-            items += [from_item(i) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return list_kind(self.clients["dynamodb"], self.names.audit_table, kind)
 
     def decisions(self) -> list[dict[str, Any]]:
         return self.audit(KIND_DECISION)

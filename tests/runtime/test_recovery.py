@@ -19,6 +19,7 @@ import pytest
 from agentfleet.entrypoints.worker import Worker
 from agentfleet.local.emulator import free_port
 from agentfleet.local.resources import write_config_document
+from agentfleet.local.watch import unacknowledged
 from agentfleet.spec.catalog import subscribers
 from tests.runtime.fakes import ScriptedBackend, decision_text
 from tests.runtime.support import Fleet, cdk_agents, event, subprocess_env, wait_for_count, wait_until
@@ -100,6 +101,9 @@ def test_sigkill_one_of_two_workers_loses_nothing_and_acts_once(
         wait_for_count(fleet.decisions, 2, 120, "first decisions")
         procs[0].send_signal(signal.SIGKILL)
         assert procs[0].wait(10) == -signal.SIGKILL
+        held = unacknowledged(lambda name: fleet.clients[name], fleet.names.leases_table, fleet.names.stream,
+                              "proc-0")
+        assert held > 0, "the victim died holding records it had not acknowledged"
         second_wave = [event(types[i % 4], f"svc-{i}", {"n": i}) for i in range(8, 16)]
         positions += fleet.put(second_wave)
         events = first_wave + second_wave
@@ -110,6 +114,10 @@ def test_sigkill_one_of_two_workers_loses_nothing_and_acts_once(
         assert procs[1].wait(30) == 0
         decisions = fleet.decisions()
         assert Counter((d["event_ids"][0], d["agent"]) for d in decisions) == expected, "0 lost, 0 duplicated"
+        assert len(decisions) == sum(len(subscribers(fleet.agents, e["type"])) for e in events), "records x agents"
+        at = {e["id"]: (p["shard_id"], p["sequence_number"]) for e, p in zip(events, positions, strict=True)}
+        assert all((d["shard_id"], d["sequence_number"]) == at[d["event_ids"][0]] for d in decisions), \
+            "each decision sits at its record's stream position"
         checkpoints = {lease["shard_id"]: int(lease.get("checkpoint", 0)) for lease in fleet.leases()}
         assert all(checkpoints[p["shard_id"]] >= int(p["sequence_number"]) for p in positions), "all checkpointed"
         executions = fleet.executions()

@@ -169,22 +169,23 @@ def test_batcher_keeps_one_agent_subject_in_order_and_out_of_the_same_batch() ->
     assert batcher.drop_shard("shard-1") == 1
 
 
-def _lease(shard: str, owner: str = "", expires: int = 0, checkpoint: str = "", parents: tuple[str, ...] = ()) -> Lease:
-    return Lease(shard, owner, expires, 0, checkpoint, parents)
+def _lease(shard: str, owner: str = "", checkpoint: str = "", parents: tuple[str, ...] = ()) -> Lease:
+    return Lease(shard, owner, 0, checkpoint, parents)
 
 
 def test_plan_balances_to_the_fair_share() -> None:
     shards = {f"s{i}": ShardInfo(f"s{i}", (), None) for i in range(4)}
-    leases = [_lease(f"s{i}", "a", 10_000) for i in range(4)]
+    leases = [_lease(f"s{i}", "a") for i in range(4)]
+    alive = set(shards)
     # b owns nothing but its heartbeat makes it live: a (4 > ceil(4/2)) gives one up per tick.
-    gives = plan(leases, {"b": 10_000}, shards, me="a", held={f"s{i}" for i in range(4)}, now_ms=1000)
+    gives = plan(leases, shards, me="a", held={f"s{i}" for i in range(4)}, alive=alive, live_workers={"b"})
     assert (gives.give_up, gives.fair_share, gives.live_workers) == (["s3"], 2, 2)
     released = [*leases[:3], _lease("s3")]
-    takes = plan(released, {"b": 10_000}, shards, me="b", held=set(), now_ms=1000, shuffle=lambda _: None)
+    takes = plan(released, shards, me="b", held=set(), alive=alive, live_workers={"a"}, shuffle=lambda _: None)
     assert [lease.shard_id for lease in takes.take] == ["s3"]
-    # Expired leases of a dead worker are free for the taking.
-    expired = [_lease(f"s{i}", "dead", 500) for i in range(4)]
-    assert len(plan(expired, {}, shards, me="b", held=set(), now_ms=1000).take) == 4
+    # Leases of a dead worker (counters standing still on b's clock) are free for the taking.
+    expired = [_lease(f"s{i}", "dead") for i in range(4)]
+    assert len(plan(expired, shards, me="b", held=set(), alive=set(), live_workers=set()).take) == 4
 
 
 def test_child_shards_wait_for_finished_parents() -> None:
@@ -195,6 +196,10 @@ def test_child_shards_wait_for_finished_parents() -> None:
     assert [lease.shard_id for lease in active_leases(done_parent, shards)] == ["c1", "c2"]
     # A parent past retention (gone from the stream, no lease row) does not block its children.
     assert len(active_leases(open_parent[1:], {k: v for k, v in shards.items() if k != "p"})) == 2
+    # A parent that aged out of the stream before it reached SHARD_END (its lease row still says
+    # checkpoint 50) no longer blocks its children either: nothing of it is left to read.
+    aged_out = {k: v for k, v in shards.items() if k != "p"}
+    assert [lease.shard_id for lease in active_leases(open_parent, aged_out)] == ["c1", "c2"]
 
 
 def test_checkpoint_only_advances_over_fully_handled_records() -> None:

@@ -23,13 +23,16 @@ _NAME_OK = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _ARN_IN_MESSAGE = re.compile(r"(arn:[A-Za-z0-9-]+:states:[^'\"\s]+)")
 
 
-def decision_id(agent: str, shard_id: str, sequence_number: str) -> str:
+def decision_id(agent: str, shard_id: str, sequence_number: str, sub_sequence: int | None = None) -> str:
     """Deterministic, valid Step Functions execution name (<= 80 chars of [A-Za-z0-9_-]).
 
     The agent name stays readable; the hash keeps it unique because Kinesis sequence
     numbers alone (56 digits) plus shard ids would overflow the 80-character limit.
+    A user record inside a KPL-aggregated record adds its sub-sequence number; a plain
+    record keeps the id it always had.
     """
-    digest = hashlib.sha256(f"{agent}\n{shard_id}\n{sequence_number}".encode()).hexdigest()[:32]
+    position = sequence_number if sub_sequence is None else f"{sequence_number}\n{sub_sequence}"
+    digest = hashlib.sha256(f"{agent}\n{shard_id}\n{position}".encode()).hexdigest()[:32]
     prefix = re.sub(r"[^A-Za-z0-9_-]", "-", agent)[:40]
     name = f"{prefix}-{digest}"
     assert _NAME_OK.match(name), name

@@ -18,7 +18,12 @@ from agentfleet.spec.events import Event
 
 @dataclass
 class WorkItem:
-    """One (record, subscribed agent) pair: becomes exactly one decision."""
+    """One (record [, KPL sub-record], subscribed agent) pair: becomes exactly one decision.
+
+    `generation` is the lease counter of the reader that made it: a batch that outlives a lost and
+    retaken lease must not acknowledge the new reader's records (ingest/shards.py ShardSet.done).
+    `raw` is the record's bytes as read, kept whole if the item ends as a permanent failure.
+    """
 
     shard_id: str
     sequence_number: str
@@ -28,6 +33,10 @@ class WorkItem:
     enqueued: float
     attempts: int = 0
     not_before: float = 0.0
+    sub_sequence: int | None = None  # KPL sub-sequence number; None for a record not aggregated
+    generation: int = 0
+    raw: bytes = b""
+    partition_key: str = ""  # the record's (or KPL user record's), for putting it back on the stream
 
     @property
     def key(self) -> tuple[str, str]:

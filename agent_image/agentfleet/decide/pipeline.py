@@ -4,11 +4,16 @@ memory -> prompt -> one batched generate -> parse -> guardrails -> audit (write-
 -> action (at most once) -> memory. Runs on the worker's batch thread; each finished item
 is reported through `done` right away, so a shutdown deadline keeps whatever finished.
 Failures never escape: an item that hit an I/O error is returned for a retry; a model
-that keeps failing on an item turns it into an explained no-op (invalid_output).
+that keeps failing on an item turns it into an explained no-op (invalid_output). Poison never
+stalls a shard: an item whose failure no retry can fix (ops/retry.is_permanent: a
+ValidationException, a number DynamoDB cannot store, ...) or that failed MAX_ATTEMPTS times of
+any kind ends as a recorded `failed` decision whose reason explains it, with the record's bytes
+kept in S3 (act/audit.AuditLog.record_failure), and is acknowledged so the checkpoint moves on.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,12 +27,15 @@ from agentfleet.decide.memory import Memory, MemoryStore
 from agentfleet.decide.prompt import build_prompt
 from agentfleet.ops import logs
 from agentfleet.ops.metrics import Metrics
+from agentfleet.ops.retry import explain, is_permanent
 from agentfleet.serve.model.base import GenerationRequest, ModelBackend
 from agentfleet.spec import metric_names
 from agentfleet.spec.decisions import Decision, InvalidDecision, parse_decision
 
 log = logs.get(__name__)
 MODEL_ATTEMPTS = 3  # a batch failing this often in a row marks its items invalid_output, so no shard stalls
+MAX_ATTEMPTS = 5  # any other failure: the 5th in a row records the item as failed (requeue delays 0.5..8 s)
+FAILED = "failed"
 
 
 class DecisionPipeline:
@@ -53,7 +61,7 @@ class DecisionPipeline:
                 ready.append((item, memory, prompt))
             except Exception as exc:
                 log.warning("preparing prompt failed", extra={"decision_id": item.decision_id, "error": repr(exc)})
-                retry.append(item)
+                self._failed(item, exc, done, retry)
         if not ready or cancel.is_set():
             return retry + [item for item, _, _ in ready]
         started = time.perf_counter()
@@ -90,10 +98,32 @@ class DecisionPipeline:
         try:
             self._decide(item, memory, text, model_error, latency_ms, prompt_tokens, completion_tokens)
         except Exception as exc:
-            log.warning("handling decision failed; will retry", extra={
+            log.warning("handling decision failed", extra={
                 "decision_id": item.decision_id, "error": f"{type(exc).__name__}: {exc}"})
+            self._failed(item, exc, done, retry)
+            return
+        done(item)
+
+    def _failed(self, item: WorkItem, exc: BaseException, done: Callable[[WorkItem], None],
+                retry: list[WorkItem]) -> None:
+        """Retry a failure that may pass; record one that cannot (or that kept coming back) and move on."""
+        if not is_permanent(exc) and item.attempts + 1 < MAX_ATTEMPTS:
             retry.append(item)
             return
+        reason = explain(exc) if is_permanent(exc) else f"gave up after {item.attempts + 1} attempts: {explain(exc)}"
+        record = DecisionRecord(
+            decision_id=item.decision_id, agent=item.agent.name, subject=item.event.subject,
+            event_ids=(item.event.id,), shard_id=item.shard_id, sequence_number=item.sequence_number,
+            model=self.backend.model_id, outcome=FAILED, reason=reason[:500], worker_id=self.worker_id,
+            at=iso_now(self._clock), sub_sequence_number=item.sub_sequence, partition_key=item.partition_key)
+        try:
+            self.audit.record_failure(record, item.raw or json.dumps(item.event.to_json()).encode())
+        except Exception as again:
+            log.warning("recording a failed item failed; will retry", extra={
+                "decision_id": item.decision_id, "error": f"{type(again).__name__}: {again}"})
+            retry.append(item)
+            return
+        self.metrics.count(metric_names.DECISIONS, **{metric_names.OUTCOME: FAILED})
         done(item)
 
     def _decide(self, item: WorkItem, memory: Memory, text: str | None, model_error: str, latency_ms: float,
@@ -114,7 +144,7 @@ class DecisionPipeline:
             rationale=decision.rationale if decision else "", confidence=decision.confidence if decision else 0.0,
             approval_required=verdict.approval_required, latency_ms=round(latency_ms, 1),
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, worker_id=self.worker_id,
-            at=iso_now(self._clock),
+            at=iso_now(self._clock), sub_sequence_number=item.sub_sequence,
         )
         stored, fresh = self.audit.record_decision(record)
         if not fresh:

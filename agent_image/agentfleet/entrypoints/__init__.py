@@ -1,2 +1,3 @@
-"""Entry points: the container (boot.py: boot, then the worker), the worker alone (worker.py) and
-the cache pre-warm (prewarm.py); drain.py stops a worker within its deadline."""
+"""Entry points: the container (boot.py: boot, then the worker), the worker alone (worker.py), the
+cache pre-warm (prewarm.py) and putting quarantined records back (requeue.py); drain.py stops a
+worker within its deadline."""

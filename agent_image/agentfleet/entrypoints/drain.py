@@ -71,6 +71,8 @@ def drain(worker: Worker) -> int:
         log.warning("in-flight batch passed the shutdown deadline; leaving it unacknowledged",
                     extra={"items": len(worker.in_flight)})
     worker.drain_done()
+    worker.shards.collect_quarantined()
+    worker.shards.quarantine.stop()
     worker.shards.checkpoint(force=True)
     unacknowledged = sum(sum(1 for left in r.pending.values() if left > 0) for r in worker.shards.readers.values())
     released = sorted(worker.leases.held)

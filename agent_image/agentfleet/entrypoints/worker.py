@@ -16,8 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from agentfleet.act.audit import AuditLog
 from agentfleet.act.dispatch import Dispatcher
@@ -25,6 +23,7 @@ from agentfleet.decide.batcher import Batcher, WorkItem
 from agentfleet.decide.guardrails import Guardrails
 from agentfleet.decide.memory import MemoryStore
 from agentfleet.decide.pipeline import DecisionPipeline
+from agentfleet.entrypoints.clients import Clients, check_settings, quarantine_bucket
 from agentfleet.entrypoints.drain import drain
 from agentfleet.ingest.coordinator import LeaseCoordinator
 from agentfleet.ingest.leases import LeaseTable
@@ -36,39 +35,14 @@ from agentfleet.ops.metrics import Metrics
 from agentfleet.ops.shutdown import InterruptionWatcher, Metadata, StopSignal
 from agentfleet.serve.model.base import GenerationRequest, ModelBackend
 from agentfleet.spec import metric_names
-from agentfleet.spec.catalog import ConfigError
 from agentfleet.spec.settings import Settings, resolve
 
 log = logs.get("agentfleet.entrypoints.worker")
 _RETRY_BACKOFF_CAP = 30.0
-_REQUIRED = ("stream_name", "leases_table", "memory_table", "audit_table", "state_machine_arn")
-
-
-@dataclass
-class Clients:
-    """The AWS clients a worker uses, made once at start (endpoint from AWS_ENDPOINT_URL)."""
-
-    kinesis: Any
-    dynamodb: Any
-    sfn: Any
-    cloudwatch: Any = None
-    autoscaling: Any = None
-
-    @classmethod
-    def create(cls, settings: Settings) -> Clients:
-        from agentfleet.ops.aws import client
-
-        return cls(client("kinesis"), client("dynamodb"), client("stepfunctions"),
-                   client("cloudwatch") if settings.metrics_mode == "put" else None,
-                   client("autoscaling") if settings.termination_hook_name else None)
-
-
-def check_settings(settings: Settings) -> None:
-    missing = [name for name in _REQUIRED if not getattr(settings, name)]
-    if missing:
-        raise ConfigError(f"worker settings missing: {missing} (set AGENTFLEET_<NAME> or the config document)")
-    if not settings.agents:
-        raise ConfigError("worker settings define no agents")
+# Consecutive lease ticks whose discovery/balancing failed (ListShards, Scan, heartbeat, take)
+# before /ping answers 503: 3 ticks = one lease duration (ticks run every lease_seconds / 3),
+# long enough to ride out a throttling burst, short enough that an AccessDenied shows at once.
+BALANCE_FAILURES_UNHEALTHY = 3
 
 
 class Worker:
@@ -88,9 +62,11 @@ class Worker:
         self.batcher = Batcher(self.batch_size, settings.batch_max_wait_ms / 1000.0)
         self.stats = Stats()
         ddb = self.clients.dynamodb
-        self.audit = AuditLog(ddb, settings.audit_table, sleep=sleep)
+        self.audit = AuditLog(ddb, settings.audit_table, sleep=sleep, s3=self.clients.s3,
+                              bucket=quarantine_bucket(settings), prefix=settings.quarantine_prefix)
         coordinator = LeaseCoordinator(
-            LeaseTable(ddb, settings.leases_table, lease_seconds=settings.lease_seconds, sleep=sleep),
+            LeaseTable(self.clients.leases_dynamodb or ddb, settings.leases_table, lease_seconds=settings.lease_seconds,
+                       sleep=sleep),
             self.clients.kinesis, settings.stream_name, self.me, lease_seconds=settings.lease_seconds)
         self.shards = ShardSet(settings, self.clients.kinesis, coordinator, self.batcher, self.audit, self.metrics,
                                self.stats)
@@ -110,6 +86,7 @@ class Worker:
         self._retry: list[WorkItem] = []
         self._next_gauges = 0.0
         self._next_in_service = 0.0
+        self.turns = 0  # main-loop iterations (liveness: the loop never waits on a retry)
 
     @property
     def leases(self) -> LeaseCoordinator:
@@ -135,8 +112,10 @@ class Worker:
                 watcher.stop()
 
     def _step(self) -> None:
+        self.turns += 1
         if self.leases.due():
             self.shards.apply(self.leases.tick(taking=True))
+            self._check_balancing()
         self.collect_batch()
         self.drain_done()
         self.shards.poll()
@@ -190,6 +169,20 @@ class Worker:
             self.stats.decisions += 1
             self.shards.done(item)
 
+    def _check_balancing(self) -> None:
+        """Count each failed balancing tick; past the threshold /ping turns unhealthy until one succeeds."""
+        failures = self.leases.balance_failures
+        if failures:
+            self.metrics.count(metric_names.LEASE_BALANCING_FAILURES)
+        if self.health is None:
+            return
+        state = self.health.state
+        if failures >= BALANCE_FAILURES_UNHEALTHY and state == "healthy":
+            log.error("lease balancing keeps failing; reporting unhealthy", extra={"consecutive_failures": failures})
+            self.health.set_state("unhealthy")
+        elif failures == 0 and state == "unhealthy":
+            self.health.set_state("healthy")
+
     def _emit_gauges(self) -> None:
         now = time.monotonic()
         if now < self._next_gauges:
@@ -198,9 +191,11 @@ class Worker:
         records, millis = self.shards.backlog()
         self.metrics.gauge(metric_names.BACKLOG_RECORDS, float(records))
         self.metrics.gauge(metric_names.MILLIS_BEHIND_LATEST, float(millis), "Milliseconds")
-        if self.market and now >= self._next_in_service:
+        if now >= self._next_in_service:
             self._next_in_service = now + 60.0
-            self.metrics.count(metric_names.WORKERS_IN_SERVICE, **{metric_names.MARKET: self.market})
+            self.metrics.gauge(metric_names.LEASED_SHARDS, float(len(self.leases.held)))
+            if self.market:
+                self.metrics.count(metric_names.WORKERS_IN_SERVICE, **{metric_names.MARKET: self.market})
 
 
 def main() -> int:

@@ -9,28 +9,47 @@ stay exactly-once through the decision id).
 
 from __future__ import annotations
 
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from agentfleet.ingest.leases import SHARD_END
 from agentfleet.ops import logs
 
 log = logs.get(__name__)
 _ERROR_BACKOFF_SECONDS = 1.0
+# GetRecords limits, from its documentation in botocore/data/kinesis/2013-12-02/service-2.json
+# (botocore 1.44.8): 5 calls per second per shard; each shard reads at most 2 MiB per second; a
+# call that returned 10 MiB makes calls in the next 5 seconds fail with
+# ProvisionedThroughputExceededException, and the API reference recommends waiting 1 second
+# after that exception. So calls are at least 0.2 s apart, a read of B bytes waits B / 2 MiB
+# seconds (10 MiB -> 5 s) before the next, and throttling backs off from 1 s with full jitter.
+MIN_CALL_INTERVAL = 0.2
+READ_BYTES_PER_SECOND = 2 * 1024 * 1024
+_THROTTLE_BASE, _THROTTLE_CAP = 1.0, 10.0
 
 
 def _seq(value: str) -> int:
     return int(value) if value else 0
 
 
+def _is_throttled(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+        "ProvisionedThroughputExceededException", "ThrottlingException", "LimitExceededException")
+
+
 class ShardReader:
     """GetRecords loop state for one leased shard, plus its pending-record ledger."""
 
     def __init__(self, kinesis: Any, stream_name: str, shard_id: str, *, checkpoint: str, poll_interval: float,
-                 limit: int, max_pending: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 limit: int, max_pending: int, monotonic: Callable[[], float] = time.monotonic,
+                 generation: int = 0) -> None:
         self._kinesis, self.stream_name, self.shard_id = kinesis, stream_name, shard_id
+        self.generation = generation  # the lease counter when taken (see ingest/shards.py)
         self.checkpointed = checkpoint  # last sequence number written to the lease table
         self.position = checkpoint  # last sequence number read
         self.poll_interval, self.limit, self.max_pending, self._monotonic = poll_interval, limit, max_pending, monotonic
@@ -43,6 +62,8 @@ class ShardReader:
         self.unread_estimate = 0
         self._next_poll = 0.0
         self._uncommitted: str | None = None
+        self.throttled = 0  # consecutive ProvisionedThroughputExceeded answers
+        self._rand: Callable[[], float] = random.random
 
     def due(self) -> bool:
         return (not self.closing and not self.ended and len(self.pending) < self.max_pending
@@ -58,7 +79,8 @@ class ShardReader:
 
     def poll(self) -> list[dict[str, Any]]:
         """One GetRecords call (if due); returns the new records. Errors back off and return []."""
-        self._next_poll = self._monotonic() + self.poll_interval
+        now = self._monotonic()
+        self._next_poll = now + max(MIN_CALL_INTERVAL, self.poll_interval)
         try:
             if self.iterator is None:
                 self.iterator = self._new_iterator()
@@ -67,19 +89,29 @@ class ShardReader:
             self.iterator = None  # re-open after the last record read, on the next poll
             return []
         except Exception as exc:
+            if _is_throttled(exc):  # the iterator is still good: keep it, wait longer each time
+                self.throttled += 1
+                wait = self._rand() * min(_THROTTLE_CAP, _THROTTLE_BASE * 2 ** (self.throttled - 1))
+                self._next_poll = now + max(MIN_CALL_INTERVAL, wait)
+                log.info("get_records throttled", extra={"shard_id": self.shard_id, "wait_s": round(wait, 2)})
+                return []
             log.warning("get_records failed",
                         extra={"shard_id": self.shard_id, "error": f"{type(exc).__name__}: {exc}"})
             self.iterator = None
-            self._next_poll = self._monotonic() + _ERROR_BACKOFF_SECONDS
+            self._next_poll = now + _ERROR_BACKOFF_SECONDS
             return []
+        self.throttled = 0
         records: list[dict[str, Any]] = response.get("Records", [])
         self.iterator = response.get("NextShardIterator")
         self.millis_behind = int(response.get("MillisBehindLatest", 0) or 0)
         self.unread_estimate = self._estimate_unread(records)
+        size = sum(len(record["Data"]) for record in records)
         if records:
             self.position = records[-1]["SequenceNumber"]
             if len(records) >= self.limit:
-                self._next_poll = self._monotonic()  # more is waiting: do not sleep a poll interval
+                # More is waiting: do not sleep a whole poll interval, only what the limits ask.
+                self._next_poll = now + MIN_CALL_INTERVAL
+        self._next_poll = max(self._next_poll, now + size / READ_BYTES_PER_SECOND)
         # Real Kinesis ends a closed shard with a null iterator; the emulator never does, so
         # "closed, and an empty read at or past its ending sequence number" is the end too.
         if self.iterator is None or (not records and self.ending_sequence is not None

@@ -1,11 +1,17 @@
 """Shard leases in the leases table: who reads which shard, until when, and from where.
 
 Every write is conditional, so two workers never both believe they own a shard:
-take (only if unchanged since read and free or expired), renew/checkpoint/release (only
-while still the owner). Expiry is wall-clock milliseconds (EC2 clocks are NTP-synced);
-`counter` changes on every ownership write so a take cannot race a renew.
-Rows named "worker#<id>" are worker heartbeats (so a worker that owns nothing yet still
-counts when others compute their fair share); "lock#..." rows belong to boot and are skipped.
+take (only if the counter is unchanged since the taker read it), renew/checkpoint/release
+(only while still the owner). `counter` changes on every ownership write and every renew.
+Expiry never compares clocks across hosts: like the Kinesis Client Library, a taker notes on
+its own monotonic clock when it last saw a lease's counter change and calls the lease expired
+once it has stood still for a lease duration (see ingest/expiry.py; KCL:
+awslabs/amazon-kinesis-client, leases/dynamodb/DynamoDBLeaseTaker.java updateAllLeases and
+leases/Lease.java isExpired, commit 024eb86). `lease_expires_ms` is still written, on the
+writer's own clock, for people and the local watch view only; no decision reads it.
+Rows named "worker#<id>" are worker heartbeats whose counter rises on each beat (so a worker
+that owns nothing yet still counts when others compute their fair share, judged the same way);
+"lock#..." rows belong to boot and are skipped.
 """
 
 from __future__ import annotations
@@ -22,15 +28,15 @@ log = logs.get(__name__)
 SHARD_END = "SHARD_END"
 WORKER_PREFIX = "worker#"
 LOCK_PREFIX = "lock#"
-# Few attempts: a lease write that keeps failing is better retried on the next tick than blocking the loop.
-_POLICY = retry.RetryPolicy(attempts=4)
+# One attempt: these calls run on the worker's main loop, whose next tick (or turn) is the retry;
+# a backoff sleep here would hold up renewals, reading and a stop while DynamoDB throttles.
+_POLICY = retry.RetryPolicy(attempts=1)
 
 
 @dataclass(frozen=True)
 class Lease:
     shard_id: str
     owner: str = ""
-    expires_ms: int = 0
     counter: int = 0
     checkpoint: str = ""  # "" = never checkpointed (start at TRIM_HORIZON); SHARD_END = finished
     parents: tuple[str, ...] = ()
@@ -39,14 +45,11 @@ class Lease:
     def finished(self) -> bool:
         return self.checkpoint == SHARD_END
 
-    def held(self, now_ms: int) -> bool:
-        return bool(self.owner) and self.expires_ms > now_ms
-
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Lease:
         plain = ddb.from_item(item)
-        return cls(str(plain[LEASES_PK]), str(plain.get("owner", "")), int(plain.get("lease_expires_ms", 0)),
-                   int(plain.get("counter", 0)), str(plain.get("checkpoint", "")), tuple(plain.get("parents", ())))
+        return cls(str(plain[LEASES_PK]), str(plain.get("owner", "")), int(plain.get("counter", 0)),
+                   str(plain.get("checkpoint", "")), tuple(plain.get("parents", ())))
 
 
 class LeaseTable:
@@ -76,7 +79,7 @@ class LeaseTable:
             raise
 
     def scan(self) -> tuple[list[Lease], dict[str, int]]:
-        """All shard leases, and worker heartbeats as {worker id: expires_ms}."""
+        """All shard leases, and worker heartbeats as {worker id: heartbeat counter}."""
         leases, workers = [], {}
         kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
@@ -84,7 +87,7 @@ class LeaseTable:
             for item in page.get("Items", []):
                 key = item[LEASES_PK]["S"]
                 if key.startswith(WORKER_PREFIX):
-                    workers[key[len(WORKER_PREFIX):]] = int(item.get("lease_expires_ms", {"N": "0"})["N"])
+                    workers[key[len(WORKER_PREFIX):]] = int(item.get("counter", {"N": "0"})["N"])
                 elif not key.startswith(LOCK_PREFIX):
                     leases.append(Lease.from_item(item))
             if "LastEvaluatedKey" not in page:
@@ -105,16 +108,16 @@ class LeaseTable:
                 raise
 
     def take(self, lease: Lease, me: str) -> Lease | None:
-        """Acquire a free or expired lease as seen in `lease`; None if anything changed since."""
+        """Acquire a lease the caller judged free or expired (on its own clock) as seen in `lease`;
+        None if its counter moved since (the owner renewed, or another worker took it)."""
         now = self.now_ms()
         attrs = self._conditional(
             "lease take", Key={LEASES_PK: {"S": lease.shard_id}},
             UpdateExpression="SET #o = :me, lease_expires_ms = :exp, #c = #c + :one, owner_since_ms = :now",
-            ConditionExpression="#c = :seen AND (attribute_not_exists(#o) OR #o = :none OR lease_expires_ms < :now)",
+            ConditionExpression="#c = :seen",
             ExpressionAttributeNames={"#o": "owner", "#c": "counter"},
             ExpressionAttributeValues={":me": {"S": me}, ":exp": {"N": str(now + self.lease_ms)}, ":one": {"N": "1"},
-                                       ":seen": {"N": str(lease.counter)}, ":now": {"N": str(now)},
-                                       ":none": {"S": ""}})
+                                       ":seen": {"N": str(lease.counter)}, ":now": {"N": str(now)}})
         if attrs is None:
             return None
         taken = Lease.from_item(attrs)
@@ -147,26 +150,31 @@ class LeaseTable:
         return self._owned("lease release", shard_id, me, "REMOVE #o SET lease_expires_ms = :zero, #c = #c + :one",
                            {":zero": {"N": "0"}, ":one": {"N": "1"}}, {"#c": "counter"})
 
-    def delete_finished(self, shard_id: str) -> None:
-        """Forget a finished shard that has left the stream (past retention); children no longer need it."""
+    def delete_gone(self, shard_id: str, counter: int) -> None:
+        """Forget the lease of a shard a complete ListShards no longer lists (past retention), as read
+        (`counter`): whatever it still held has aged out of the stream, so its children need it no more."""
         try:
             self._call("lease delete", lambda: self._ddb.delete_item(
                 TableName=self.table, Key={LEASES_PK: {"S": shard_id}},
-                ConditionExpression="finished = :t", ExpressionAttributeValues={":t": {"BOOL": True}}))
+                ConditionExpression="#c = :seen", ExpressionAttributeNames={"#c": "counter"},
+                ExpressionAttributeValues={":seen": {"N": str(counter)}}))
         except Exception as exc:
             if not ddb.is_conditional_failure(exc):
                 raise
 
     def heartbeat(self, me: str) -> None:
-        item = ddb.to_item({LEASES_PK: WORKER_PREFIX + me, "lease_expires_ms": self.now_ms() + self.lease_ms})
-        self._call("worker heartbeat", lambda: self._ddb.put_item(TableName=self.table, Item=item))
+        """Raise this worker's heartbeat counter; others see it move on their own clocks."""
+        self._call("worker heartbeat", lambda: self._ddb.update_item(
+            TableName=self.table, Key={LEASES_PK: {"S": WORKER_PREFIX + me}},
+            UpdateExpression="SET lease_expires_ms = :exp ADD #c :one", ExpressionAttributeNames={"#c": "counter"},
+            ExpressionAttributeValues={":exp": {"N": str(self.now_ms() + self.lease_ms)}, ":one": {"N": "1"}}))
 
-    def forget_worker(self, worker_id: str, expires_ms: int | None = None) -> None:
-        """Delete a heartbeat row: our own on shutdown, or (with `expires_ms`, as read) a long-dead worker's."""
+    def forget_worker(self, worker_id: str, counter: int | None = None) -> None:
+        """Delete a heartbeat row: our own on shutdown, or (with `counter`, as read) a long-dead worker's."""
         kwargs: dict[str, Any] = {"TableName": self.table, "Key": {LEASES_PK: {"S": WORKER_PREFIX + worker_id}}}
-        if expires_ms is not None:
-            kwargs.update(ConditionExpression="lease_expires_ms = :seen",
-                          ExpressionAttributeValues={":seen": {"N": str(expires_ms)}})
+        if counter is not None:
+            kwargs.update(ConditionExpression="#c = :seen", ExpressionAttributeNames={"#c": "counter"},
+                          ExpressionAttributeValues={":seen": {"N": str(counter)}})
         try:
             self._call("worker leave", lambda: self._ddb.delete_item(**kwargs))
         except Exception as exc:

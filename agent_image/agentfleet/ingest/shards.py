@@ -1,8 +1,11 @@
 """The shards this worker holds: lease changes, reading, validation and routing, checkpoints.
 
-Owned by the worker's main loop (not thread-safe). Records become work items in the
-batcher (one per subscribed agent) or quarantine records; the checkpoint of a shard only
-moves over records whose every item is handled (see consumer.ShardReader).
+Owned by the worker's main loop (not thread-safe). A record is first de-aggregated (KPL,
+ingest/kpl.py); each user record becomes work items in the batcher (one per subscribed agent)
+or a quarantine record; the checkpoint of a shard only moves over records whose every item is
+handled (see consumer.ShardReader). Items and quarantine writes carry their reader's
+generation (the lease counter when it was taken): one finishing after the lease was lost and
+taken again belongs to the old reader and acknowledges nothing in the new one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from agentfleet.act.dispatch import decision_id
 from agentfleet.decide.batcher import Batcher, WorkItem
 from agentfleet.ingest.consumer import ShardReader
 from agentfleet.ingest.coordinator import Changes, LeaseCoordinator
+from agentfleet.ingest.kpl import UserRecord, deaggregate
 from agentfleet.ingest.leases import SHARD_END
+from agentfleet.ingest.quarantine import Quarantine, QuarantineWriter
 from agentfleet.ops import logs
 from agentfleet.ops.metrics import Metrics
 from agentfleet.spec import metric_names
@@ -46,7 +51,7 @@ class ShardSet:
         self.settings, self._kinesis, self.leases, self.batcher = settings, kinesis, leases, batcher
         self.audit, self.metrics, self.stats = audit, metrics, stats
         self.readers: dict[str, ShardReader] = {}
-        self._quarantine_retry: list[tuple[str, str, Rejection, bytes]] = []
+        self.quarantine = QuarantineWriter(audit, settings.worker_id)
         self._last_checkpoint: dict[str, float] = {}
 
     def apply(self, changes: Changes) -> None:
@@ -56,7 +61,8 @@ class ShardSet:
             self.readers[lease.shard_id] = ShardReader(
                 self._kinesis, self.settings.stream_name, lease.shard_id, checkpoint=lease.checkpoint,
                 poll_interval=max(0.2, self.settings.poll_interval_ms / 1000.0),  # Kinesis allows 5 reads/s/shard
-                limit=self.settings.max_records_per_read, max_pending=self.settings.max_records_per_read)
+                limit=self.settings.max_records_per_read, max_pending=self.settings.max_records_per_read,
+                generation=lease.counter)
         for shard_id in changes.give_up:
             if shard_id in self.readers:
                 self.readers[shard_id].closing = True
@@ -77,51 +83,58 @@ class ShardSet:
             if reader.due() and self.leases.valid(shard_id):
                 for record in reader.poll():
                     self._accept(reader, record)
-        self.retry_quarantine()
+        self.collect_quarantined()
+
+    def _current(self, shard_id: str, generation: int) -> ShardReader | None:
+        """The shard's reader if it is still the one of `generation` (the lease was not lost and retaken)."""
+        reader = self.readers.get(shard_id)
+        return reader if reader is not None and reader.generation == generation else None
 
     def done(self, item: WorkItem) -> None:
-        reader = self.readers.get(item.shard_id)
+        reader = self._current(item.shard_id, item.generation)
         if reader is not None:
             reader.done(item.sequence_number)
 
     def _accept(self, reader: ShardReader, record: dict[str, Any]) -> None:
         self.stats.records += 1
-        seq, data = str(record["SequenceNumber"]), bytes(record["Data"])
-        parsed = parse_record(data, self.settings.max_record_bytes)
-        if not isinstance(parsed, Rejection):
-            agents = subscribers(self.settings.agents, parsed.type)
-            if not agents:
-                parsed = Rejection("no_subscriber", f"no agent subscribes to event type {parsed.type!r}",
-                                   parsed.id, parsed.type)
-            else:
-                reader.add(seq, len(agents))
-                now = time.monotonic()
-                for agent in agents:
-                    self.batcher.add(WorkItem(reader.shard_id, seq, parsed, agent,
-                                              decision_id(agent.name, reader.shard_id, seq), now))
-                self.stats.events += 1
-                self.metrics.count(metric_names.EVENTS_PROCESSED)
-                return
-        reader.add(seq, 1)
-        self.stats.quarantined += 1
-        self.metrics.count(metric_names.EVENTS_QUARANTINED, **{metric_names.REASON: parsed.reason})
-        self._quarantine_retry.append((reader.shard_id, seq, parsed, data))
+        seq = str(record["SequenceNumber"])
+        users = deaggregate(bytes(record["Data"]), str(record.get("PartitionKey", "")))
+        planned = [(user, self._route(reader, seq, user)) for user in users]
+        reader.add(seq, sum(1 if isinstance(items, Rejection) else len(items) for _, items in planned))
+        for user, items in planned:
+            if isinstance(items, Rejection):
+                self.stats.quarantined += 1
+                self.metrics.count(metric_names.EVENTS_QUARANTINED, **{metric_names.REASON: items.reason})
+                self.quarantine.submit(Quarantine(reader.shard_id, seq, user.sub_sequence, items, user.data,
+                                                  reader.generation, user.partition_key))
+                continue
+            for item in items:
+                self.batcher.add(item)
+            self.stats.events += 1
+            self.metrics.count(metric_names.EVENTS_PROCESSED)
 
-    def retry_quarantine(self) -> None:
-        """Write pending quarantine records; one that fails stays pending and holds the checkpoint back."""
-        pending, self._quarantine_retry = self._quarantine_retry, []
-        for shard_id, seq, rejection, data in pending:
-            if shard_id not in self.readers:
-                continue
-            try:
-                self.audit.quarantine(shard_id=shard_id, sequence_number=seq, reason=rejection.reason,
-                                      detail=rejection.detail, data=data, event_id=rejection.event_id,
-                                      event_type=rejection.event_type, worker_id=self.settings.worker_id)
-            except Exception as exc:
-                log.warning("quarantine write failed; will retry", extra={"shard_id": shard_id, "error": str(exc)})
-                self._quarantine_retry.append((shard_id, seq, rejection, data))
-                continue
-            self.readers[shard_id].done(seq)
+    def _route(self, reader: ShardReader, seq: str, user: UserRecord) -> list[WorkItem] | Rejection:
+        """One work item per subscribed agent, or why the user record is quarantined."""
+        parsed = parse_record(user.data, self.settings.max_record_bytes)
+        if isinstance(parsed, Rejection):
+            return parsed
+        agents = subscribers(self.settings.agents, parsed.type)
+        if not agents:
+            return Rejection("no_subscriber", f"no agent subscribes to event type {parsed.type!r}",
+                             parsed.id, parsed.type)
+        now = time.monotonic()
+        return [WorkItem(reader.shard_id, seq, parsed, agent,
+                         decision_id(agent.name, reader.shard_id, seq, user.sub_sequence), now,
+                         sub_sequence=user.sub_sequence, generation=reader.generation, raw=user.data,
+                         partition_key=user.partition_key)
+                for agent in agents]
+
+    def collect_quarantined(self) -> None:
+        """Acknowledge the quarantine records the writer thread has finished (if their reader is current)."""
+        for q in self.quarantine.finished():
+            reader = self._current(q.shard_id, q.generation)
+            if reader is not None:
+                reader.done(q.sequence_number)
 
     def checkpoint(self, *, force: bool) -> None:
         now = time.monotonic()

@@ -10,17 +10,26 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentfleet.ingest.kpl import deaggregate
 from agentfleet.ops import ddb
 from agentfleet.spec.tables import KIND_DECISION, KIND_OUTCOME, KIND_QUARANTINE
 
 
 @dataclass(frozen=True)
 class StreamRecord:
+    """One user record read back (a KPL-aggregated stream record gives one per sub-record)."""
+
     shard_id: str
     sequence_number: str
     arrival: float  # epoch seconds (ApproximateArrivalTimestamp)
     size: int
     event_id: str  # "" when the record is not a JSON object with a string id
+    data: bytes = b""
+    sub_sequence: int | None = None
+
+    @property
+    def position(self) -> tuple[str, str, int | None]:
+        return self.shard_id, self.sequence_number, self.sub_sequence
 
 
 @dataclass
@@ -48,14 +57,18 @@ def event_id_of(data: bytes) -> str:
 
 
 def read_stream(kinesis: Any, stream_name: str) -> list[StreamRecord]:
-    """Every record in every shard, from TRIM_HORIZON to the tip."""
-    shards, token = [], None
-    while True:
-        page = kinesis.list_shards(NextToken=token) if token else kinesis.list_shards(StreamName=stream_name)
+    """Every record in every shard, from TRIM_HORIZON to the tip. An empty page is not the end:
+    GetRecords may return nothing while records lie further on ("It might take multiple calls to get
+    to a portion of the shard that contains records", GetRecords documentation in botocore/data/
+    kinesis/2013-12-02/service-2.json), so a shard is read until its iterator ends (closed shard)
+    or a page is empty with MillisBehindLatest 0 (at the tip)."""
+    shards, kwargs = [], {"StreamName": stream_name}
+    while True:  # ListShards paged by NextToken alone (see ingest/balance.py)
+        page = kinesis.list_shards(**kwargs)
         shards += [s["ShardId"] for s in page["Shards"]]
-        token = page.get("NextToken")
-        if not token:
+        if not page.get("NextToken"):
             break
+        kwargs = {"NextToken": page["NextToken"]}
     out = []
     for shard_id in shards:
         iterator = kinesis.get_shard_iterator(StreamName=stream_name, ShardId=shard_id,
@@ -63,10 +76,11 @@ def read_stream(kinesis: Any, stream_name: str) -> list[StreamRecord]:
         while iterator:
             page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
             for rec in page["Records"]:
-                data = rec["Data"]
-                out.append(StreamRecord(shard_id, rec["SequenceNumber"], rec["ApproximateArrivalTimestamp"].timestamp(),
-                                        len(data), event_id_of(data)))
-            if not page["Records"]:
+                arrival = rec["ApproximateArrivalTimestamp"].timestamp()
+                for user in deaggregate(bytes(rec["Data"]), str(rec.get("PartitionKey", ""))):
+                    out.append(StreamRecord(shard_id, rec["SequenceNumber"], arrival, len(user.data),
+                                            event_id_of(user.data), user.data, user.sub_sequence))
+            if not page["Records"] and int(page.get("MillisBehindLatest", 0) or 0) == 0:
                 break
             iterator = page.get("NextShardIterator")
     return out
@@ -93,7 +107,8 @@ def read_audit(dynamodb: Any, table: str) -> Audit:
     return audit
 
 
-def list_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]:
+def list_executions(sfn: Any, state_machine_arn: str, *, inputs: bool = False) -> list[dict[str, Any]]:
+    """Executions (name, status, dates); with `inputs`, each one's input document too (DescribeExecution)."""
     out, token = [], None
     while True:
         kwargs: dict[str, Any] = {"stateMachineArn": state_machine_arn, "maxResults": 1000}
@@ -102,8 +117,12 @@ def list_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]:
         page = sfn.list_executions(**kwargs)
         for ex in page["executions"]:
             stop = ex.get("stopDate")
-            out.append({"name": ex["name"], "status": ex["status"], "startDate": ex["startDate"].timestamp(),
-                        "stopDate": stop.timestamp() if stop else None, "executionArn": ex["executionArn"]})
+            row = {"name": ex["name"], "status": ex["status"], "startDate": ex["startDate"].timestamp(),
+                   "stopDate": stop.timestamp() if stop else None, "executionArn": ex["executionArn"]}
+            if inputs:
+                described = sfn.describe_execution(executionArn=ex["executionArn"])
+                row["input"] = json.loads(described.get("input") or "{}")
+            out.append(row)
         token = page.get("nextToken")
         if not token:
             return out
@@ -124,6 +143,6 @@ def snapshot(clients: Any, names: dict[str, str]) -> Snapshot:
     return Snapshot(
         stream=read_stream(clients("kinesis"), names["stream_name"]),
         audit=read_audit(clients("dynamodb"), names["audit_table"]),
-        executions=list_executions(clients("stepfunctions"), names["state_machine_arn"]),
+        executions=list_executions(clients("stepfunctions"), names["state_machine_arn"], inputs=True),
         memory_items=count_items(clients("dynamodb"), names["memory_table"]),
     )

@@ -1,20 +1,27 @@
 """The local fleet's summary (summary.json), its terminal text and its picture, from the emulator's records.
 
-lost_events: records read back from the stream whose event id has no decision and whose
-stream position has no quarantine record. duplicate_actions: executions beyond the first
-for a decision id, plus executions whose name is not a recorded decision.
+The invariant figures come from local/invariants.py: lost_events counts (record, subscribed
+agent) pairs read back from the stream with no decision at that position, plus rejected
+records with no quarantine record; duplicate_actions counts executions beyond the first per
+pair (matched through their inputs, not names) plus executions that match no pair;
+duplicate_decisions and misplaced_decisions name the pairs/decisions that break "exactly one
+decision at that position". Pass the workers' agent catalog (`agents`); without it the
+subscriptions are inferred from the decisions (`subscriptions: "inferred"`), which is weaker.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agentfleet.decide.guardrails import DISPATCHED_OUTCOMES
+from agentfleet.local.invariants import detect
 from agentfleet.local.records import Snapshot
+from agentfleet.spec.catalog import AgentSpec
 
 
 def _epoch(iso: str) -> float:
@@ -31,20 +38,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summarize(snap: Snapshot, *, events_sent: int, workers: int, killed_workers: list[str], wall_s: float,
-              approvals_answered: int, scenario: str) -> dict[str, Any]:
+              approvals_answered: int, scenario: str, agents: Sequence[AgentSpec] | None = None) -> dict[str, Any]:
     decisions, quarantines = snap.audit.decisions, snap.audit.quarantines
-    decided_ids = {eid for d in decisions for eid in d.get("event_ids", [])}
-    quarantined_at = {(q.get("shard_id"), q.get("sequence_number")) for q in quarantines}
     arrival = {(r.shard_id, r.sequence_number): r.arrival for r in snap.stream}
-    lost = [r for r in snap.stream
-            if (r.shard_id, r.sequence_number) not in quarantined_at and not (r.event_id and r.event_id in decided_ids)]
-    decided_records = [r for r in snap.stream if (r.shard_id, r.sequence_number) not in quarantined_at
-                       and r.event_id in decided_ids]
-
-    decision_ids = {d["decision_id"] for d in decisions}
+    found = detect(snap, agents)
+    lost_positions = {position for position, _ in found.lost} | set(found.unquarantined)
+    decided_positions = {(d.get("shard_id"), d.get("sequence_number"), d.get("sub_sequence_number"))
+                         for d in decisions}
+    decided_records = [r for r in snap.stream if r.position in decided_positions]
+    duplicates = found.duplicate_actions + len(found.unmatched_executions)
     runs = Counter(ex["name"] for ex in snap.executions)
-    duplicates = sum(n - 1 for n in runs.values() if n > 1) + sum(n for name, n in runs.items()
-                                                                   if name not in decision_ids)
     dispatched = [d for d in decisions if d.get("outcome") in DISPATCHED_OUTCOMES]
     missing_actions = [d["decision_id"] for d in dispatched if d["decision_id"] not in runs]
     status = Counter(ex["status"] for ex in snap.executions)
@@ -58,8 +61,15 @@ def summarize(snap: Snapshot, *, events_sent: int, workers: int, killed_workers:
         "events_sent": events_sent,
         "stream_records": len(snap.stream),
         "events_decided": len(decided_records),
-        "lost_events": len(lost),
-        "lost_event_ids": [r.event_id or f"{r.shard_id}:{r.sequence_number}" for r in lost][:20],
+        "subscriptions": "catalog" if agents is not None else "inferred",
+        "pairs": found.pairs,
+        "lost_events": len(found.lost) + len(found.unquarantined),
+        "lost_pairs": [_name(position, agent) for position, agent in found.lost][:20],
+        "unquarantined": [_name(position) for position in found.unquarantined][:20],
+        "lost_records": len(lost_positions),
+        "duplicate_decisions": [_name(position, agent) for position, agent in found.duplicate_decisions][:20],
+        "misplaced_decisions": found.misplaced[:20],
+        "unmatched_executions": found.unmatched_executions[:20],
         "decisions": len(decisions),
         "decisions_by_outcome": dict(Counter(str(d.get("outcome")) for d in decisions).most_common()),
         "decisions_by_action": dict(Counter(str(d.get("action") or "(none)") for d in decisions).most_common()),
@@ -84,6 +94,11 @@ def summarize(snap: Snapshot, *, events_sent: int, workers: int, killed_workers:
         "wall_s": round(wall_s, 1),
         "series": _series(snap, arrival, latencies),
     }
+
+
+def _name(position: tuple[str, str, int | None], agent: str = "") -> str:
+    shard, seq, sub = position
+    return f"{shard}:{seq}" + ("" if sub is None else f":{sub}") + (f" {agent}" if agent else "")
 
 
 def _series(snap: Snapshot, arrival: dict[tuple[str, str], float], latencies: list[float]) -> dict[str, Any]:
@@ -116,8 +131,10 @@ def text(summary: dict[str, Any]) -> str:
         f"latency     p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms (arrival on the stream -> decision recorded); "
         f"{summary['tokens_per_s']} generated tokens/s across the fleet",
         f"memory      {summary['memory_items']} agent/subject items",
-        f"invariants  lost_events={summary['lost_events']} duplicate_actions={summary['duplicate_actions']} "
-        f"missing_actions={summary['missing_actions']}   wall {summary['wall_s']} s",
+        f"invariants  {summary['pairs']} (record, agent) pairs: lost_events={summary['lost_events']} "
+        f"duplicate_actions={summary['duplicate_actions']} duplicate_decisions={len(summary['duplicate_decisions'])} "
+        f"misplaced_decisions={len(summary['misplaced_decisions'])} missing_actions={summary['missing_actions']}"
+        f"   wall {summary['wall_s']} s",
     ]
     return "\n".join(lines)
 

@@ -194,8 +194,8 @@ def malformed(kind: str, event_id: str, rng: random.Random) -> bytes:
         return json.dumps(good, sort_keys=True).encode()[: rng.randint(20, 60)]
     if kind == "missing_field":
         del good[rng.choice(("type", "subject", "id", "payload"))]
-    elif kind == "oversize":  # over the runtime's 64 KiB record limit, well under Kinesis's 1 MiB
-        good["payload"] = {"pipeline": service, "log": "x" * (70 * 1024)}
+    elif kind == "oversize":  # records up to Kinesis's 1 MiB are accepted; a subject too big for a key is not
+        good["subject"] = f"{service}/" + "\u20ac" * 400  # 400 characters (schema allows 512), 1200+ UTF-8 bytes
     elif kind == "unknown_version":
         good["spec_version"] = ("2.0", "0.9", 1)[rng.randrange(3)]
     elif kind == "no_subscriber":

@@ -42,6 +42,29 @@ def poll(clients: Callable[[str], Any], names: dict[str, str], sent: Sequence[Se
                  done=accounted >= len(sent) and undispatched == 0 and finished == len(executions))
 
 
+def unacknowledged(clients: Callable[[str], Any], leases_table: str, stream_name: str, worker_id: str) -> int:
+    """Records on the shards `worker_id` leases that lie past their checkpoint: work it holds unfinished.
+    Read right after a SIGKILL, a positive count shows the kill interrupted real work."""
+    kinesis, count = clients("kinesis"), 0
+    for item in records.scan_all(clients("dynamodb"), leases_table):
+        shard_id = str(item[LEASES_PK])
+        if item.get("owner") != worker_id or shard_id.startswith(("worker#", "lock#")):
+            continue
+        checkpoint = str(item.get("checkpoint", ""))
+        if checkpoint == "SHARD_END":
+            continue
+        start: dict[str, str] = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": checkpoint}
+                                 if checkpoint else {"ShardIteratorType": "TRIM_HORIZON"})
+        iterator = kinesis.get_shard_iterator(StreamName=stream_name, ShardId=shard_id, **start)["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            count += len(page["Records"])
+            if not page["Records"] and int(page.get("MillisBehindLatest", 0) or 0) == 0:
+                break
+            iterator = page.get("NextShardIterator")
+    return count
+
+
 def kill_target(clients: Callable[[str], Any], leases_table: str, fleet: Sequence[WorkerProcess]) -> WorkerProcess:
     """The live worker holding the most unexpired shard leases (killing it loses the most in flight)."""
     now_ms = int(time.time() * 1000)

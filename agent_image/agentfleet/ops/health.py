@@ -1,7 +1,8 @@
 """The container's HTTP contract: `GET /ping` answers 200 only while the worker is healthy.
 
-States: "starting" (boot: model not answering yet), "healthy" (serving), "draining"
-(shutting down). The load balancer / ASG health check and the local fleet read it.
+States: "starting" (boot: model not answering yet), "healthy" (serving), "unhealthy" (running
+but unable to do its job, e.g. lease balancing keeps failing, so the group replaces it and an
+operator sees why), "draining" (shutting down). The load balancer / ASG health check and the local fleet read it.
 Everything else answers a JSON error with the right status code.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 from agentfleet.ops import logs
 
 log = logs.get(__name__)
-STATES = ("starting", "healthy", "draining")
+STATES = ("starting", "healthy", "unhealthy", "draining")
 
 
 class HealthServer:

@@ -7,6 +7,7 @@ calls where giving up is worse than waiting (starting an action, writing an audi
 
 from __future__ import annotations
 
+import decimal
 import random
 import time
 from collections.abc import Callable
@@ -35,6 +36,36 @@ def is_retryable(exc: BaseException) -> bool:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         return code in THROTTLING_CODES or status >= 500
     return isinstance(exc, BotoConnectionError | HTTPClientError)
+
+
+# Errors a retry cannot fix: the request itself is wrong for the service. DynamoDB answers
+# ValidationException for an item over 400 KB, a key over 2048 bytes (partition) / 1024 bytes
+# (sort), or a number outside its range (DynamoDB developer guide, "Constraints in Amazon
+# DynamoDB", Constraints.html: Items, Partition keys and sort keys, Data types); boto3 refuses
+# before sending a number DynamoDB cannot hold
+# (boto3/dynamodb/types.py DYNAMODB_CONTEXT: prec=38, Emin=-128, Emax=126, trapping Inexact,
+# Rounded, Overflow, Underflow, Clamped; TypeError for Infinity and NaN; boto3 1.44.5).
+PERMANENT_CODES = frozenset({"ValidationException", "SerializationException", "InvalidExecutionInput",
+                             "InvalidParameterValueException", "ItemCollectionSizeLimitExceededException"})
+
+
+def is_permanent(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "")) in PERMANENT_CODES
+    return isinstance(exc, decimal.DecimalException | TypeError)
+
+
+def explain(exc: BaseException) -> str:
+    """A short, readable reason for a recorded failure."""
+    if isinstance(exc, decimal.DecimalException):
+        return ("unstorable_number: DynamoDB numbers hold at most 38 significant digits with magnitude "
+                f"1E-130 to 9.99E+125 (decimal.{type(exc).__name__})")
+    if isinstance(exc, TypeError) and "Infinity" in str(exc):
+        return "unstorable_number: DynamoDB cannot store Infinity or NaN"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'ClientError')}: {error.get('Message', '')}"[:400]
+    return f"{type(exc).__name__}: {exc}"[:400]
 
 
 @dataclass(frozen=True)

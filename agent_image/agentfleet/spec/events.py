@@ -1,7 +1,8 @@
 """Event records on the stream: a versioned JSON schema and the validation that quarantines bad ones.
 
-A record is valid when it is at most `max_record_bytes`, UTF-8 JSON, an object whose
-`spec_version` this runtime knows, and matches that version's schema. Everything else
+A record is valid when it is at most `max_record_bytes` (default: the stream's own record limit,
+1 MiB, MAX_KINESIS_RECORD_BYTES), UTF-8 JSON, an object whose `spec_version` this runtime knows,
+matches that version's schema, and its subject fits in a DynamoDB key (MAX_SUBJECT_BYTES). Everything else
 becomes a `Rejection` with one of `metric_names.QUARANTINE_REASONS` and a readable detail,
 so the worker records it and moves on; validation never raises.
 """
@@ -15,6 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
+
+# "Each data record can be up to 1 MiB in size by default" (GetRecords documentation in
+# botocore/data/kinesis/2013-12-02/service-2.json, botocore 1.44.8).
+MAX_KINESIS_RECORD_BYTES = 1024 * 1024
+# The subject is part of the memory table's partition key "<agent>#<subject>"; DynamoDB partition
+# keys hold at most 2048 bytes (DynamoDB developer guide, "Constraints in Amazon DynamoDB",
+# Constraints.html, "Partition key length"). 1024 bytes of subject leaves room for any agent name.
+MAX_SUBJECT_BYTES = 1024
 
 EVENT_SCHEMA_V1: Mapping[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -104,6 +113,10 @@ def parse_record(data: bytes, max_record_bytes: int) -> Event | Rejection:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "record"
         return Rejection("missing_field", f"{where}: {first.message}", event_id, event_type)
+    subject_bytes = len(doc["subject"].encode("utf-8"))
+    if subject_bytes > MAX_SUBJECT_BYTES:
+        return Rejection("oversize", f"subject is {subject_bytes} bytes in UTF-8, limit {MAX_SUBJECT_BYTES} "
+                         "(it is part of a DynamoDB key, at most 2048 bytes)", event_id, event_type)
     try:
         datetime.fromisoformat(doc["time"].replace("Z", "+00:00"))
     except ValueError:

@@ -53,7 +53,7 @@ class Settings:
     lease_seconds: int = 20
     poll_interval_ms: int = 200
     max_records_per_read: int = 100
-    max_record_bytes: int = 64 * 1024
+    max_record_bytes: int = 1024 * 1024  # the stream's record limit (spec/events.py MAX_KINESIS_RECORD_BYTES)
     memory_max_items: int = 20
     memory_ttl_days: int = 14
     dry_run: bool = False
