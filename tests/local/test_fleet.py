@@ -69,6 +69,7 @@ def test_killing_a_worker_loses_nothing_and_acts_once(app_assembly: Path, tmp_pa
                          assembly=app_assembly, timeout_s=420)
     s = fleet.run(opts)
     assert len(s["killed_workers"]) == 1
+    assert s["killed_unacknowledged_records"] > 0  # the kill interrupted real work
     assert s["events_decided"] == s["events_sent"] == 36
     assert s["lost_events"] == 0
     assert s["duplicate_actions"] == 0

@@ -26,6 +26,7 @@ def test_each_bad_input_is_recorded_with_its_reason_and_the_worker_stays_alive(f
         json.dumps(event("ci.failed", "big", {"blob": "x" * 3000})).encode(),
         json.dumps(event("ci.failed", "future", spec_version="9.9")).encode(),
         event("deploy.finished", "nobody-listens"),
+        json.dumps({"id": "no-envelope", "status": "failed"}).encode(),  # JSON of no known wire format
         event("cloudwatch.alarm", "bad-model", {"want": "garbage"}),
         event("cloudwatch.alarm", "wants-ticket", {"want": "open_ticket"}),  # watcher may not open tickets
         event("rare.event", "r1", {"want": "notify"}),
@@ -39,9 +40,10 @@ def test_each_bad_input_is_recorded_with_its_reason_and_the_worker_stays_alive(f
     worker = Worker(settings, backend, metrics=Metrics(settings.fleet_name, "emf", stream=emf))
     handle = running(worker)
 
-    quarantined = wait_for_count(fleet.quarantined, 5, 60, "quarantine records")
+    quarantined = wait_for_count(fleet.quarantined, 6, 60, "quarantine records")
     reasons = {q["reason"]: q for q in quarantined}
-    assert set(reasons) == {"invalid_json", "missing_field", "oversize", "unknown_version", "no_subscriber"}
+    assert set(reasons) == {"invalid_json", "missing_field", "oversize", "unknown_version", "no_subscriber",
+                            "unknown_shape"}
     assert "subject" in reasons["missing_field"]["detail"]
     assert reasons["no_subscriber"]["event_type"] == "deploy.finished"
     assert all(q["pk"] == f"quarantine#{q['shard_id']}:{q['sequence_number']}" for q in quarantined)

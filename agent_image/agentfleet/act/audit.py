@@ -122,11 +122,10 @@ class AuditLog:
         if self._s3 is None or not self.bucket:
             return ""
         key = f"{self.prefix}{shard_id}/{sequence_number}" + ("" if sub_sequence is None else f"-{sub_sequence}")
-        # SSE-S3 (AES256) like the cache bucket's default (constructs/compile_cache.py); PutObject's
-        # ServerSideEncryption enum: botocore/data/s3/2006-03-01/service-2.json (botocore 1.44.8).
+        # No ServerSideEncryption here: the bucket's default encryption applies (the quarantine bucket's
+        # KMS key, constructs/agent_state.py; SSE-S3 on the cache bucket used when none is configured).
         self._call("quarantine payload put", lambda: self._s3.put_object(
-            Bucket=self.bucket, Key=key, Body=data, ServerSideEncryption="AES256",
-            ContentType="application/octet-stream"))
+            Bucket=self.bucket, Key=key, Body=data, ContentType="application/octet-stream"))
         return f"s3://{self.bucket}/{key}"
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 from agentfleet.act.audit import AuditLog
 from agentfleet.act.dispatch import decision_id
 from agentfleet.decide.batcher import Batcher, WorkItem
+from agentfleet.ingest.adapters import Dropped, arrival_iso, decode_named
 from agentfleet.ingest.consumer import ShardReader
 from agentfleet.ingest.coordinator import Changes, LeaseCoordinator
 from agentfleet.ingest.kpl import UserRecord, deaggregate
@@ -26,7 +27,7 @@ from agentfleet.ops import logs
 from agentfleet.ops.metrics import Metrics
 from agentfleet.spec import metric_names
 from agentfleet.spec.catalog import subscribers
-from agentfleet.spec.events import Rejection, parse_record
+from agentfleet.spec.events import Rejection
 from agentfleet.spec.settings import Settings
 
 log = logs.get(__name__)
@@ -99,9 +100,17 @@ class ShardSet:
         self.stats.records += 1
         seq = str(record["SequenceNumber"])
         users = deaggregate(bytes(record["Data"]), str(record.get("PartitionKey", "")))
-        planned = [(user, self._route(reader, seq, user)) for user in users]
-        reader.add(seq, sum(1 if isinstance(items, Rejection) else len(items) for _, items in planned))
+        arrival = arrival_iso(record["ApproximateArrivalTimestamp"])
+        planned = [(user, self._route(reader, seq, user, arrival)) for user in users]
+        # A dropped record (a CloudWatch Logs control message) has no work item: it is handled as read.
+        reader.add(seq, sum(1 if isinstance(items, Rejection) else 0 if isinstance(items, Dropped) else len(items)
+                            for _, items in planned))
         for user, items in planned:
+            if isinstance(items, Dropped):
+                self.metrics.count(metric_names.RECORDS_DROPPED, **{metric_names.REASON: items.reason})
+                log.info("record dropped", extra={"shard_id": reader.shard_id, "sequence_number": seq,
+                                                  "reason": items.reason, "detail": items.detail})
+                continue
             if isinstance(items, Rejection):
                 self.stats.quarantined += 1
                 self.metrics.count(metric_names.EVENTS_QUARANTINED, **{metric_names.REASON: items.reason})
@@ -113,10 +122,14 @@ class ShardSet:
             self.stats.events += 1
             self.metrics.count(metric_names.EVENTS_PROCESSED)
 
-    def _route(self, reader: ShardReader, seq: str, user: UserRecord) -> list[WorkItem] | Rejection:
-        """One work item per subscribed agent, or why the user record is quarantined."""
-        parsed = parse_record(user.data, self.settings.max_record_bytes)
-        if isinstance(parsed, Rejection):
+    def _route(self, reader: ShardReader, seq: str, user: UserRecord,
+               arrival: str) -> list[WorkItem] | Rejection | Dropped:
+        """One work item per subscribed agent, why the user record is quarantined, or why it is dropped.
+        The record's wire format (CloudEvents, EventBridge, CloudWatch Logs, the kit envelope) is
+        recognised by agentfleet.ingest.adapters."""
+        adapter, parsed = decode_named(user.data, arrival_time=arrival, max_record_bytes=self.settings.max_record_bytes)
+        self.metrics.count(metric_names.RECORDS_BY_ADAPTER, **{metric_names.ADAPTER: adapter})
+        if isinstance(parsed, Rejection | Dropped):
             return parsed
         agents = subscribers(self.settings.agents, parsed.type)
         if not agents:

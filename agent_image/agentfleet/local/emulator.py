@@ -83,6 +83,13 @@ class Emulator:
     denied_log: Path | None = None  # where the server records refused calls (IAM enforced)
     admin: Identity | None = field(default=None)
 
+    def run_state_machines_as(self, identity: Identity) -> None:
+        """State machine service integrations run as `identity` from now on (see moto_server)."""
+        assert self.denied_log is not None, "only an IAM-enforced emulator needs this"
+        path = self.denied_log.with_name(self.denied_log.stem + ".states-key.json")
+        path.write_text(json.dumps({"access_key_id": identity.access_key_id,
+                                    "secret_access_key": identity.secret_access_key}), encoding="utf-8")
+
     @property
     def iam_enforced(self) -> bool:
         return self.admin is not None
@@ -165,6 +172,7 @@ def start(port: int | None = None, timeout: float = 30.0, log_path: str | None =
     env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)  # enforcement is switched on below, after the admin exists
     if denied_log is not None:
         env["AGENTFLEET_DENIED_LOG"] = str(denied_log)
+        env["AGENTFLEET_STATE_MACHINE_KEY"] = str(denied_log.with_name(denied_log.stem + ".states-key.json"))
     process = subprocess.Popen(
         [sys.executable, "-m", "agentfleet.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=out, stderr=out, env=env,

@@ -23,9 +23,10 @@ from agentfleet.local import deploy, emulator, iam, records, replay, report, sce
 from agentfleet.local.approver import Approver
 from agentfleet.local.model_prep import prepare_model
 from agentfleet.local.progress import Counts, Progress
-from agentfleet.local.watch import kill_target, poll
+from agentfleet.local.watch import kill_target, poll, unacknowledged
 from agentfleet.ops import logs
 from agentfleet.ops.aws import client
+from agentfleet.spec.catalog import parse_agents
 
 log = logs.get(__name__)
 
@@ -67,22 +68,25 @@ def local_document(deployed: deploy.Deployed, model_dir: Path, opts: Options) ->
 
 
 WORKER_USER = "agentfleet-worker"
+STATES_USER = "agentfleet-states"  # the actions state machine's role, for its service integrations
 
 
-def worker_identity(assembly: Path, deployed: deploy.Deployed) -> tuple[iam.Identity, dict[str, Any]]:
-    """An IAM user in the emulator with the instance role's policies from the deployed templates,
-    resolved against what the emulator's CloudFormation created; and a description for the summary."""
+def worker_identity(assembly: Path, deployed: deploy.Deployed, user: str = WORKER_USER,
+                    principal: str = iam.EC2) -> tuple[iam.Identity, dict[str, Any]]:
+    """An IAM user in the emulator with the policies of the role `principal` assumes (default: the instance
+    role) from the deployed templates, resolved against what the emulator's CloudFormation created; and a
+    description for the summary."""
     by_stack = iam.templates(assembly)
-    policies = iam.worker_policies(by_stack)
+    policies = iam.worker_policies(by_stack, principal)
     cfn = client("cloudformation")
     exports = {e["Name"]: e["Value"] for e in cfn.list_exports().get("Exports", [])}
     physical = iam.deployed_physical(cfn, by_stack)
     for stack, created in deployed.deferred.items():
         physical.setdefault(stack, {}).update(created)
     resolved = iam.resolve(policies, iam.resolvers_for(by_stack, physical, exports))
-    identity, widened = iam.create_worker(client("iam"), WORKER_USER, resolved)
+    identity, widened = iam.create_worker(client("iam"), user, resolved)
     return identity, {
-        "identity": f"user/{WORKER_USER}", "role": policies.role,
+        "identity": f"user/{user}", "role": policies.role,
         "policies": [f"{d.stack}/{d.name} ({d.kind})" for d in resolved],
         "aws_managed_not_applied": policies.aws_managed,
         "statements_checked_by_action_only": widened,
@@ -116,6 +120,9 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         names = {k: doc[k] for k in ("stream_name", "audit_table", "memory_table", "leases_table",
                                      "state_machine_arn")}
         identity, iam_summary = worker_identity(assembly, deployed)
+        machine, machine_summary = worker_identity(assembly, deployed, STATES_USER, iam.STATES)
+        emu.run_state_machines_as(machine)
+        iam_summary["state_machine"] = machine_summary
         progress.note(f"workers run as {iam_summary['identity']} with {', '.join(iam_summary['policies'])}")
         approver = Approver(client("sqs"), client("sns"), client("stepfunctions"), deployed.output("ApprovalTopicArn"))
         approver.start()
@@ -128,14 +135,15 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         counts = Counts(total=len(batch))
         sent = replay.put_all(client("kinesis"), names["stream_name"], batch, rate=opts.rate,
                               on_sent=lambda n: setattr(counts, "sent", n))
-        killed = _wait(opts, fleet, names, sent, approver, counts, progress)
+        killed, held = _wait(opts, fleet, names, sent, approver, counts, progress)
         progress.note("stopping workers (SIGTERM, drain)")
         exit_codes = workers.stop_all(fleet, deadline_s=float(doc.get("shutdown_deadline_seconds", 25)) + 5)
         approver.stop()
         snap = records.snapshot(client, names)
         summary = report.summarize(snap, events_sent=len(sent), workers=opts.workers, killed_workers=killed,
                                    wall_s=time.monotonic() - started, approvals_answered=len(approver.approved),
-                                   scenario=opts.scenario)
+                                   scenario=opts.scenario, agents=parse_agents(doc["agents"], key="agents"))
+        summary["killed_unacknowledged_records"] = held
         summary["worker_exit_codes"] = exit_codes
         summary["local_deploy_notes"] = deployed.notes
         denied = emu.denied()  # every call the emulator refused, from any process (moto_server.py)
@@ -156,9 +164,11 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
 
 
 def _wait(opts: Options, fleet: list[workers.WorkerProcess], names: dict[str, str], sent: list[replay.Sent],
-          approver: Approver, counts: Counts, progress: Progress) -> list[str]:
-    """Poll the emulator until everything is accounted for; SIGKILL one worker mid-run if asked."""
+          approver: Approver, counts: Counts, progress: Progress) -> tuple[list[str], int]:
+    """Poll the emulator until everything is accounted for; SIGKILL one worker mid-run if asked.
+    Returns the killed workers and how many records the victim held unacknowledged when it died."""
     killed: list[str] = []
+    held = 0
     deadline = time.monotonic() + opts.timeout_s
     while True:
         state = poll(client, names, sent)
@@ -172,7 +182,10 @@ def _wait(opts: Options, fleet: list[workers.WorkerProcess], names: dict[str, st
             victim = kill_target(client, names["leases_table"], fleet)
             workers.kill(victim)
             killed.append(victim.worker_id)
-            progress.note(f"killed {victim.worker_id} (SIGKILL) with {state.accounted}/{len(sent)} accounted for")
+            # Read at once, before its leases expire: records past its checkpoints are work it never finished.
+            held = unacknowledged(client, names["leases_table"], names["stream_name"], victim.worker_id)
+            progress.note(f"killed {victim.worker_id} (SIGKILL) with {state.accounted}/{len(sent)} accounted for "
+                          f"and {held} records it held unacknowledged")
         if counts.workers_alive == 0:
             progress.note("every worker has exited; see the logs under " + str(opts.out / "logs"))
             break
@@ -181,7 +194,7 @@ def _wait(opts: Options, fleet: list[workers.WorkerProcess], names: dict[str, st
             break
         time.sleep(2.0)  # each poll scans the audit table; the emulator shares the CPU with the workers
     progress.finish(counts)
-    return killed
+    return killed, held
 
 
 def parse_args(argv: list[str] | None = None) -> Options:

@@ -67,9 +67,13 @@ def templates(assembly: Path) -> dict[str, dict[str, Any]]:
     return {s.name: json.loads(s.template_file.read_text()) for s in stacks_in_order(assembly)}
 
 
-def _trusts_ec2(resource: dict[str, Any]) -> bool:
+EC2 = "ec2.amazonaws.com"  # the instance role: what workers and the boot run as
+STATES = "states.amazonaws.com"  # the actions state machine's role: what its service integrations run as
+
+
+def _trusts(resource: dict[str, Any], principal: str) -> bool:
     statements = resource.get("Properties", {}).get("AssumeRolePolicyDocument", {}).get("Statement", [])
-    return any("ec2.amazonaws.com" in json.dumps(s.get("Principal", {})) for s in statements)
+    return any(principal in json.dumps(s.get("Principal", {})) for s in statements)
 
 
 def _exported_ref(templates_by_stack: dict[str, dict[str, Any]], export: str) -> tuple[str, str]:
@@ -82,12 +86,13 @@ def _exported_ref(templates_by_stack: dict[str, dict[str, Any]], export: str) ->
     raise KeyError(f"no stack exports {export!r} as a Ref")
 
 
-def worker_policies(templates_by_stack: dict[str, dict[str, Any]]) -> WorkerPolicies:
-    """The instance role's policies; raises if there is not exactly one EC2 role."""
+def worker_policies(templates_by_stack: dict[str, dict[str, Any]], principal: str = EC2) -> WorkerPolicies:
+    """The policies of the one role `principal` may assume (default: the instance role); raises if there
+    is not exactly one."""
     roles = [(stack, lid, res) for stack, t in templates_by_stack.items() for lid, res in t["Resources"].items()
-             if res["Type"] == "AWS::IAM::Role" and _trusts_ec2(res)]
+             if res["Type"] == "AWS::IAM::Role" and _trusts(res, principal)]
     if len(roles) != 1:
-        raise ValueError(f"expected one role trusted by ec2.amazonaws.com, found {[f'{s}/{r}' for s, r, _ in roles]}")
+        raise ValueError(f"expected one role trusted by {principal}, found {[f'{s}/{r}' for s, r, _ in roles]}")
     stack, logical, role = roles[0]
     found = WorkerPolicies(f"{stack}/{logical}")
     props = role["Properties"]

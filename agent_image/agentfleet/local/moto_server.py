@@ -15,6 +15,7 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -67,8 +68,33 @@ def record_refusals(path: str) -> None:
     ActionAuthenticatorMixin._authenticate_and_authorize_action = recorded  # type: ignore[method-assign]
 
 
+def state_machines_run_as(path: str) -> None:
+    """moto runs a state machine's service integrations (DynamoDB putItem, SNS publish, ...) through
+    boto3 with the fixed key "ak" (moto/stepfunctions/parser/asl/utils/boto_client.py, moto 5.2.5), which
+    an IAM-enforcing server refuses. On AWS they run as the state machine's role, so run them as the
+    identity whose key the fleet driver writes to `path` (a user carrying that role's synthesized
+    policies); until the file exists, the fixed key is used (and refused under IAM)."""
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    real = boto_client.boto3
+
+    class _Boto3:
+        @staticmethod
+        def client(**kwargs: Any) -> Any:
+            try:
+                key = json.loads(Path(path).read_text(encoding="utf-8"))
+                kwargs.update(aws_access_key_id=key["access_key_id"], aws_secret_access_key=key["secret_access_key"])
+            except (OSError, ValueError, KeyError):
+                pass
+            return real.client(**kwargs)
+
+    boto_client.boto3 = _Boto3
+
+
 if __name__ == "__main__":
     make_writes_atomic()
+    if os.environ.get("AGENTFLEET_STATE_MACHINE_KEY"):
+        state_machines_run_as(os.environ["AGENTFLEET_STATE_MACHINE_KEY"])
     if os.environ.get("AGENTFLEET_DENIED_LOG"):
         record_refusals(os.environ["AGENTFLEET_DENIED_LOG"])
     main()

@@ -32,7 +32,7 @@ _FINDINGS = (("HIGH", "S3 bucket allows public read"), ("CRITICAL", "IAM access 
              ("LOW", "CloudTrail log file validation disabled"))
 
 
-MALFORMED_KINDS = ("invalid_json", "missing_field", "oversize", "unknown_version", "no_subscriber")
+MALFORMED_KINDS = ("invalid_json", "missing_field", "oversize", "unknown_version", "no_subscriber", "unknown_shape")
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,8 @@ def malformed(kind: str, event_id: str, rng: random.Random) -> bytes:
         good["spec_version"] = ("2.0", "0.9", 1)[rng.randrange(3)]
     elif kind == "no_subscriber":
         good["type"] = rng.choice(("billing.invoice_paid", "hr.employee_onboarded"))
+    elif kind == "unknown_shape":  # JSON, but no envelope the adapters know (agentfleet.ingest.adapters)
+        return json.dumps({"id": event_id, "service": service, "status": "failed"}, sort_keys=True).encode()
     return json.dumps(good, sort_keys=True).encode()
 
 

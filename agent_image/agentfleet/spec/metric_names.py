@@ -12,10 +12,14 @@ OUTCOME = "Outcome"  # decisions: acted, ignored, invalid_output, disallowed, ra
 REASON = "Reason"  # quarantine reasons: invalid_json, missing_field, oversize, unknown_version, no_subscriber
 PHASE = "Phase"  # boot phases: resolve, cache_lookup, download, compile, upload, load, warmup
 MARKET = "Market"  # spot | on-demand (IMDS instance-life-cycle)
+ADAPTER = "Adapter"  # wire formats: logs, cloudevents, kit, eventbridge, unknown (agentfleet.ingest.adapters)
 
 # Agents
 EVENTS_PROCESSED = "EventsProcessed"
 EVENTS_QUARANTINED = "EventsQuarantined"
+RECORDS_DROPPED = "RecordsDropped"  # with Reason: records deliberately not events (CloudWatch Logs control messages)
+RECORDS_BY_ADAPTER = "RecordsByAdapter"  # with Adapter: which wire format each record came in
+WEBHOOK_REJECTED = "WebhookRejected"  # GitHub webhook deliveries refused (bad or missing signature)
 DECISIONS = "Decisions"
 ACTIONS_DISPATCHED = "ActionsDispatched"
 INFERENCE_LATENCY_MS = "InferenceLatency"
@@ -46,6 +50,6 @@ SPOT_INTERRUPTIONS = "SpotInterruptionNotices"
 
 DECISION_OUTCOMES = (
     "acted", "ignored", "invalid_output", "disallowed", "rate_limited",
-    "approval_pending", "dry_run",
+    "approval_pending", "dry_run", "failed",
 )
-QUARANTINE_REASONS = ("invalid_json", "missing_field", "oversize", "unknown_version", "no_subscriber")
+QUARANTINE_REASONS = ("invalid_json", "missing_field", "oversize", "unknown_version", "no_subscriber", "unknown_shape")

@@ -11,8 +11,7 @@ from typing import Any
 
 from agentfleet.spec.events import Event, Rejection, parse_record
 
-# A JSON object none of the adapters recognises. Not yet in metric_names.QUARANTINE_REASONS:
-# the lead adds it there (and so to the dashboard's per-reason graph) when wiring the decoder in.
+# A JSON object none of the adapters recognises (one of metric_names.QUARANTINE_REASONS).
 UNKNOWN_SHAPE = "unknown_shape"
 # The kit envelope these adapters produce. Every adapter's output is a kit event (Event.to_json()
 # is again a valid record for parse_record), so replays and quarantine re-puts keep working.
