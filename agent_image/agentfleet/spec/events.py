@@ -86,10 +86,9 @@ def _field(doc: Mapping[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def parse_record(data: bytes, max_record_bytes: int) -> Event | Rejection:
-    """Validate one stream record; never raises."""
-    if len(data) > max_record_bytes:
-        return Rejection("oversize", f"record is {len(data)} bytes, limit is {max_record_bytes}")
+def json_object(data: bytes) -> dict[str, Any] | Rejection:
+    """A record's bytes as a JSON object, or why not ("invalid_json"); never raises. Every wire format
+    (agentfleet.ingest.adapters) reads its records through this, so a bad one reads the same either way."""
     try:
         doc = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -100,6 +99,16 @@ def parse_record(data: bytes, max_record_bytes: int) -> Event | Rejection:
         return Rejection("invalid_json", "record nests too deeply to parse")
     if not isinstance(doc, dict):
         return Rejection("invalid_json", f"record must be a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def parse_record(data: bytes, max_record_bytes: int) -> Event | Rejection:
+    """Validate one stream record; never raises."""
+    if len(data) > max_record_bytes:
+        return Rejection("oversize", f"record is {len(data)} bytes, limit is {max_record_bytes}")
+    doc = json_object(data)
+    if isinstance(doc, Rejection):
+        return doc
     event_id, event_type = _field(doc, "id"), _field(doc, "type")
     if "spec_version" not in doc:
         return Rejection("missing_field", "required field 'spec_version' is missing", event_id, event_type)

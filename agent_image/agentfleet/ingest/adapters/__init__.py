@@ -19,13 +19,12 @@ a `source` is never read as EventBridge. GitHub webhooks arrive as CloudEvents (
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from agentfleet.ingest.adapters import cloudevents, eventbridge, logs
 from agentfleet.ingest.adapters.common import UNKNOWN_SHAPE, Dropped
-from agentfleet.spec.events import Event, Rejection, parse_record
+from agentfleet.spec.events import Event, Rejection, json_object, parse_record
 
 __all__ = ["ADAPTERS", "UNKNOWN_SHAPE", "Decoded", "Dropped", "arrival_iso", "decode", "decode_named"]
 
@@ -49,7 +48,7 @@ def decode_named(data: bytes, *, arrival_time: str, max_record_bytes: int) -> tu
         if isinstance(inflated, Rejection):
             return "logs", inflated
         data = inflated
-    doc = _json_object(data)
+    doc = json_object(data)
     if isinstance(doc, Rejection):
         return "unknown", doc
     if logs.is_logs(doc):
@@ -75,21 +74,6 @@ def arrival_iso(approximate_arrival: datetime | float) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _json_object(data: bytes) -> dict[str, Any] | Rejection:
-    # Same messages and reasons as spec.events.parse_record, so a bad record reads the same either way.
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return Rejection("invalid_json", f"record is not UTF-8: {exc}")
-    except json.JSONDecodeError as exc:
-        return Rejection("invalid_json", f"record is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    except RecursionError:
-        return Rejection("invalid_json", "record nests too deeply to parse")
-    if not isinstance(doc, dict):
-        return Rejection("invalid_json", f"record must be a JSON object, got {type(doc).__name__}")
-    return doc
 
 
 def _str(doc: dict[str, Any], name: str) -> str:
