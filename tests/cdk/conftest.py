@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,8 @@ from aws_cdk.assertions import Template
 from agentfleet.spec.fleet import FleetConfig, default_context
 from stacks.fleet_app import build
 
+ENV_KEYS = ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")
+
 
 def make_config(**overrides: Any) -> FleetConfig:
     context = {**default_context(), **overrides}
@@ -19,9 +22,15 @@ def make_config(**overrides: Any) -> FleetConfig:
 
 
 def synth(**overrides: Any) -> dict[str, Template]:
-    app = cdk.App(context={**default_context(), **overrides})
-    stacks = build(app, make_config(**overrides))
-    return {name: Template.from_stack(stack) for name, stack in stacks.items()}
+    """Environment-agnostic, whatever the shell sets: the CLI's CDK_DEFAULT_ACCOUNT/REGION would make
+    stacks region-specific (stacks/fleet_app.py) and the snapshots depend on the machine."""
+    saved = {key: os.environ.pop(key, None) for key in ENV_KEYS}
+    try:
+        app = cdk.App(context={**default_context(), **overrides})
+        stacks = build(app, make_config(**overrides))
+        return {name: Template.from_stack(stack) for name, stack in stacks.items()}
+    finally:
+        os.environ.update({key: value for key, value in saved.items() if value is not None})
 
 
 @pytest.fixture(scope="session")
