@@ -65,10 +65,13 @@ class Faults:
 
 
 @pytest.mark.parametrize("fleet", [1], indirect=True)
-def test_each_poison_kind_is_recorded_kept_and_passed(fleet: Fleet, running: Any) -> None:
-    s3 = client("s3")
-    bucket = f"{fleet.names.stream}-quarantine"
-    s3.create_bucket(Bucket=bucket)
+def test_each_poison_kind_is_recorded_kept_and_passed(aws_env: Any, fleet: Fleet, running: Any) -> None:
+    s3 = client("s3")  # the worker's identity: it may only put objects under the quarantine prefix
+    bucket = fleet.names.quarantine_bucket
+    admin = aws_env.emulator.admin  # the operator who reads quarantined bytes and requeues them
+
+    def operator(name: str) -> Any:
+        return client(name, aws_access_key_id=admin.access_key_id, aws_secret_access_key=admin.secret_access_key)
     events = {kind: event("cloudwatch.alarm", f"num-{i}", {"num": literal})
               for i, (kind, literal) in enumerate(NUMBERS.items())}
     events["item over 400 KB"] = event("cloudwatch.alarm", "huge", {"num": "huge"})
@@ -80,7 +83,7 @@ def test_each_poison_kind_is_recorded_kept_and_passed(fleet: Fleet, running: Any
 
     clients = Clients(fleet.clients["kinesis"], Faults(fleet.clients["dynamodb"]), fleet.clients["stepfunctions"],
                       s3=s3)
-    worker = Worker(fleet.settings(quarantine_bucket=bucket, quarantine_prefix="q/"), ScriptedBackend(script),
+    worker = Worker(fleet.settings(quarantine_bucket=bucket), ScriptedBackend(script),
                     clients=clients, sleep=lambda _: None)
     handle = running(worker)
     by_subject = wait_until(lambda: _settled(fleet, len(events) - 1), 90, "every record accounted for")
@@ -92,12 +95,12 @@ def test_each_poison_kind_is_recorded_kept_and_passed(fleet: Fleet, running: Any
         expected = {"item over 400 KB": "ValidationException: Item size has exceeded",
                     "attempts capped": "gave up after 5 attempts: ThrottlingException"}.get(kind, "unstorable_number")
         assert expected in decision["reason"], (kind, decision["reason"])
-        assert _payload(s3, decision["payload_s3"]) == raw[kind], f"{kind}: bytes kept whole"
-        assert decision["payload_s3"].startswith(f"s3://{bucket}/q/")
+        assert _payload(operator("s3"), decision["payload_s3"]) == raw[kind], f"{kind}: bytes kept whole"
+        assert decision["payload_s3"].startswith(f"s3://{bucket}/quarantine/")
     assert by_subject["fine"]["outcome"] == "acted"
     (quarantined,) = fleet.quarantined()
     assert (quarantined["reason"], quarantined["partition_key"]) == ("oversize", "pk-6")
-    assert _payload(s3, quarantined["payload_s3"]) == raw["key over 2048 bytes"]
+    assert _payload(operator("s3"), quarantined["payload_s3"]) == raw["key over 2048 bytes"]
     (lease,) = fleet.leases()
     assert lease["checkpoint"] == positions["good"]["sequence_number"], "the checkpoint moved past every poison"
 
@@ -105,7 +108,7 @@ def test_each_poison_kind_is_recorded_kept_and_passed(fleet: Fleet, running: Any
     def run(**flags: Any) -> list[dict[str, Any]]:
         args = argparse.Namespace(id=[], reason="", since="", until="", execute=False, again=False)
         vars(args).update(flags)
-        return requeue(worker.settings, lambda name: s3 if name == "s3" else fleet.clients[name], args)
+        return requeue(worker.settings, operator, args)
 
     assert len(run()) == 7 and [r["id"] for r in run(reason="oversize")] == [quarantined["pk"]]
     (row,) = run(reason="Item size", execute=True)

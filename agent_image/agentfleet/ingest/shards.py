@@ -100,7 +100,9 @@ class ShardSet:
         self.stats.records += 1
         seq = str(record["SequenceNumber"])
         users = deaggregate(bytes(record["Data"]), str(record.get("PartitionKey", "")))
-        arrival = arrival_iso(record["ApproximateArrivalTimestamp"])
+        # ApproximateArrivalTimestamp is optional in GetRecords' Record shape (required: SequenceNumber,
+        # Data; botocore 1.44.8 kinesis service-2.json); without it, arrival is when this worker read it.
+        arrival = arrival_iso(record.get("ApproximateArrivalTimestamp") or time.time())
         planned = [(user, self._route(reader, seq, user, arrival)) for user in users]
         # A dropped record (a CloudWatch Logs control message) has no work item: it is handled as read.
         reader.add(seq, sum(1 if isinstance(items, Rejection) else 0 if isinstance(items, Dropped) else len(items)
