@@ -35,8 +35,9 @@ WEBHOOK_FILES = ("agentfleet/__init__.py", "agentfleet/ops/__init__.py", "agentf
                  "agentfleet/ops/aws.py", "agentfleet/ingest/__init__.py", "agentfleet/ingest/webhook.py")
 _WEBHOOK_EXCLUDE = ["*", "!agentfleet/", "!agentfleet/ops/", "!agentfleet/ingest/",
                     *(f"!{name}" for name in WEBHOOK_FILES)]
-# GitHub terminates a delivery whose response takes longer than 10 seconds (GitHub docs, "Best
-# practices for using webhooks": respond within 10 seconds), so a slower answer is a failure anyway.
+# GitHub terminates a delivery whose response takes longer than 10 seconds (GitHub docs, "Handling
+# webhook deliveries": "respond with a 2XX response within 10 seconds ... GitHub terminates the
+# connection and considers the delivery a failure"; GitHub Enterprise Server's pages say 30 s).
 WEBHOOK_TIMEOUT = Duration.seconds(10)
 
 
@@ -64,8 +65,8 @@ class Sources(Construct):
         self.subscriptions: list[logs.SubscriptionFilter] = []
         if config.log_groups:
             # CloudWatch Logs assumes this role to PutRecord; the condition keeps it to this account's
-            # log groups in this region (CloudWatch Logs User Guide, "Subscription filters with Amazon
-            # Kinesis Data Streams": trust policy with aws:SourceArn arn:aws:logs:region:account:*).
+            # log groups in this region (CloudWatch Logs User Guide, "Confused deputy prevention":
+            # aws:SourceArn, with wildcards for the unknown parts of the ARN).
             stack = Stack.of(self)
             self.logs_role = iam.Role(self, "LogsRole", assumed_by=iam.ServicePrincipal("logs.amazonaws.com").with_conditions(
                 {"StringLike": {"aws:SourceArn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"}}))
@@ -105,6 +106,8 @@ class Sources(Construct):
             code=lambda_.Code.from_asset(str(image_directory), exclude=_WEBHOOK_EXCLUDE, ignore_mode=IgnoreMode.GIT),
             timeout=WEBHOOK_TIMEOUT, memory_size=256, log_group=self.webhook_logs,
             # A cap on what unsigned requests (which the handler refuses) can cost; 0 = no reservation.
+            # Lambda keeps 100 executions unreserved per account (Lambda Developer Guide, "Configuring
+            # reserved concurrency"), so an account with a concurrency quota below 100 + this needs 0.
             reserved_concurrent_executions=settings.reserved_concurrency or None,
             environment={"AGENTFLEET_WEBHOOK_SECRET_ID": settings.secret_name,
                          "AGENTFLEET_STREAM_NAME": stream.stream_name},
@@ -121,7 +124,7 @@ class Sources(Construct):
                       "SigV4; the handler verifies it over the raw body and answers 401 without writing.")
         _checkov_skip(self.webhook,
                       CKV_AWS_116="Invoked only synchronously through its function URL; a DLQ receives only failed "
-                                  "asynchronous invocations. GitHub shows and redelivers failed deliveries.",
+                                  "asynchronous invocations. A failed delivery stays in GitHub's delivery log for redelivery.",
                       CKV_AWS_117="Calls only the Secrets Manager and Kinesis APIs (TLS, IAM); a VPC would add NAT "
                                   "or endpoints and isolate nothing it reaches.",
                       CKV_AWS_173="The environment holds the secret's name and the stream's name, no secret; the "
