@@ -14,6 +14,7 @@ from constructs import Construct
 from constructs.actions import Actions
 from constructs.agent_state import QUARANTINE_PREFIX
 from constructs.neuron_fleet import LAUNCH_HOOK, TERMINATION_HOOK, NeuronFleet
+from constructs.sources import Sources
 
 from agentfleet.spec import metric_names
 from agentfleet.spec.fleet import FleetConfig
@@ -38,8 +39,10 @@ class FleetStack(Stack):
         self.runtime_config_name = f"/agentfleet/{config.fleet_name}/runtime-config"
         self.fleet = NeuronFleet(self, "NeuronFleet", config=config, image_directory=IMAGE_DIRECTORY,
                                  runtime_config_parameter=self.runtime_config_name)
+        self.sources = Sources(self, "Sources", config=config.sources, stream=state.ingest.stream,
+                               image_directory=IMAGE_DIRECTORY)
         # Every log group of this stack (the container logs and the VPC flow logs NeuronFleet makes, the
-        # workflow's own) is KMS-encrypted with the workflow's key, whose policy lets CloudWatch Logs use
+        # workflow's own, the webhook function's) is KMS-encrypted with the workflow's key, whose policy lets CloudWatch Logs use
         # it for this account's log groups only (constructs/actions.py).
         for node in self.node.find_all():
             if isinstance(node, logs.CfnLogGroup) and node.kms_key_id is None:
@@ -95,3 +98,6 @@ class FleetStack(Stack):
                             ("AutoScalingGroupName", self.fleet.group.auto_scaling_group_name),
                             ("RuntimeConfigParameter", self.runtime_config_name)):
             CfnOutput(self, name, value=value)
+        if self.sources.webhook_url is not None:
+            CfnOutput(self, "GitHubWebhookUrl", value=self.sources.webhook_url.url,
+                      description="Payload URL for the GitHub webhook (content type application/json)")

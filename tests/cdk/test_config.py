@@ -60,11 +60,53 @@ def test_cli_strings_are_coerced() -> None:
     ({"launch_hook_timeout_minutes": 121}, "launch_hook_timeout_minutes must be between 1 and 120"),
     ({"default_instance_warmup_minutes": 0}, "default_instance_warmup_minutes must be a positive integer"),
     ({"availability_zone_ids": ["us-east-2a"]}, "availability_zone_ids has 'us-east-2a', which is not an AZ id"),
+    ({"sources": "[1]"}, "sources must be an object with eventbridge, custom, log_groups, github_webhook"),
+    ({"sources": "{not json"}, "sources must be a JSON object"),
+    ({"sources": {"eventbrige": []}}, "sources has unknown keys ['eventbrige']"),
+    ({"sources": {"eventbridge": "alarms"}}, "sources.eventbridge must be a list"),
+    ({"sources": {"eventbridge": ["cloudtrail"]}}, "sources.eventbridge has 'cloudtrail'; presets: alarms, codebuild"),
+    ({"sources": {"eventbridge": ["ecs", "ecs"]}}, "sources.eventbridge lists a preset twice"),
+    ({"sources": {"custom": [{"source": "my.app"}]}}, "sources.custom[0].detail_type must be a string"),
+    ({"sources": {"custom": [{"source": "", "detail_type": "X"}]}}, "sources.custom[0] needs a non-empty source"),
+    ({"sources": {"custom": [{"source": "a", "detail_type": "X", "key": "$.id"}]}}, "sources.custom[0] has unknown keys"),
+    ({"sources": {"custom": [{"source": "a", "detail_type": "X", "partition_key_path": "detail.id"}]}},
+     "sources.custom[0].partition_key_path must be a JSON path like '$.detail.name'"),
+    ({"sources": {"custom": [{"source": "a", "detail_type": "X", "partition_key_path": "$." + "a" * 255}]}},
+     "at most 256 characters"),
+    ({"sources": {"eventbridge": ["alarms"], "custom": [
+        {"source": "aws.cloudwatch", "detail_type": "CloudWatch Alarm State Change"}]}},
+     "sources.custom repeats source 'aws.cloudwatch' / detail_type 'CloudWatch Alarm State Change'"),
+    ({"sources": {"log_groups": ["/aws/lambda/a b"]}}, "sources.log_groups[0].name must be a log group name"),
+    ({"sources": {"log_groups": [{"name": "/a", "filter_pattern": "x" * 1025}]}},
+     "sources.log_groups[0].filter_pattern is longer than 1024 characters"),
+    ({"sources": {"log_groups": ["/a", {"name": "/a"}]}}, "sources.log_groups names a log group twice"),
+    ({"sources": {"log_groups": [3]}}, "sources.log_groups[0] must be an object with name, filter_pattern"),
+    ({"sources": {"github_webhook": {"enabled": True}}},
+     "sources.github_webhook.enabled needs sources.github_webhook.secret_name"),
+    ({"sources": {"github_webhook": {"enabled": "yes", "secret_name": "s"}}},
+     "sources.github_webhook.enabled must be true or false"),
+    ({"sources": {"github_webhook": {"secret_name": "bad name!"}}},
+     "sources.github_webhook.secret_name must be a Secrets Manager name"),
+    ({"sources": {"github_webhook": {"reserved_concurrency": -1}}},
+     "sources.github_webhook.reserved_concurrency must be an integer >= 0"),
+    ({"sources": {"github_webhook": []}}, "sources.github_webhook must be an object with enabled, secret_name"),
 ])
 def test_bad_value_names_the_key(overrides: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         make_config(**overrides)
     assert expected in str(err.value)
+
+
+def test_sources_defaults_and_cli_json() -> None:
+    sources = make_config().sources
+    assert sources.eventbridge == ("alarms", "codebuild", "codepipeline", "guardduty", "securityhub")
+    assert not sources.log_groups and not sources.github_webhook.enabled
+    # `-c sources=...` passes JSON text; a bare log group name means every log event, a custom rule's
+    # default partition key path is the account
+    sources = make_config(sources=json.dumps({"log_groups": ["/aws/lambda/app"],
+                                              "custom": [{"source": "my.app", "detail_type": "Order Placed"}]})).sources
+    assert [(g.name, g.filter_pattern) for g in sources.log_groups] == [("/aws/lambda/app", "")]
+    assert [(r.source, r.partition_key_path) for r in sources.rules] == [("my.app", "$.account")]
 
 
 def test_trn3_driver_names_are_neuron_families() -> None:

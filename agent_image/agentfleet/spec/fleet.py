@@ -16,6 +16,7 @@ from typing import Any
 
 from agentfleet.spec import sizing
 from agentfleet.spec.catalog import AgentSpec, ConfigError, parse_agents
+from agentfleet.spec.sources import SourcesConfig, parse_sources
 
 SPOT_STRATEGIES = ("price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price")
 ENGINES = ("auto", "optimum-neuron", "vllm-neuron")
@@ -81,6 +82,7 @@ class FleetConfig:
     pipeline_branch: str
     pipeline_connection_arn: str
     agents: tuple[AgentSpec, ...]
+    sources: SourcesConfig
 
     @property
     def instance_families(self) -> tuple[str, ...]:
@@ -233,4 +235,6 @@ def _coerce(key: str, annotation: Any, raw: Any) -> Any:
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{key} must be a JSON list of agent definitions: {exc}") from None
         return parse_agents(raw, key=key)
+    if kind == "SourcesConfig":
+        return parse_sources(raw, key=key)
     raise ConfigError(f"{key}: unsupported type {kind}")  # pragma: no cover - a new field without a coercion
