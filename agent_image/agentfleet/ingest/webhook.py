@@ -43,6 +43,8 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.config import Config
+
 from agentfleet.ops import logs
 from agentfleet.ops.aws import client
 
@@ -174,7 +176,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _INSTANCE
     if _INSTANCE is None:
         logs.configure()
-        _INSTANCE = WebhookIngest(secrets=client("secretsmanager"), kinesis=client("kinesis"),
+        # The function times out after 10 s (constructs/sources.py) and GitHub waits 10 s for an answer:
+        # few, short attempts, so a slow stream answers 502 (GitHub may redeliver) instead of timing out.
+        quick = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3)
+        _INSTANCE = WebhookIngest(secrets=client("secretsmanager", config=quick), kinesis=client("kinesis", config=quick),
                                   secret_id=os.environ.get(ENV_SECRET_ID, ""),
                                   stream_name=os.environ.get(ENV_STREAM_NAME, ""))
     return _INSTANCE.handle(event)
