@@ -161,7 +161,10 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
                               on_sent=lambda n: setattr(counts, "sent", n), github=github)
         # Dropped records (Logs control messages) never get a decision or a quarantine record to wait for.
         awaited = [s for s in sent if not s.dropped]
-        counts.total = len(awaited)
+        if len(awaited) < len(sent):
+            progress.note(f"{len(sent) - len(awaited)} records are CloudWatch Logs control messages: "
+                          "the workers drop them (counted, not decided, not quarantined)")
+        counts.total = counts.sent = len(awaited)
         killed, held = _wait(opts, fleet, names, awaited, approver, counts, progress)
         progress.note("stopping workers (SIGTERM, drain)")
         exit_codes = workers.stop_all(fleet, deadline_s=float(doc.get("shutdown_deadline_seconds", 25)) + 5)
