@@ -22,9 +22,16 @@ from agentfleet.spec.events import Event
 STREAM = "mixed-test"
 
 
-def test_shipped_sources_file_is_what_the_generator_writes() -> None:
-    shipped = (scenarios.SCENARIO_DIR / "sources.jsonl").read_bytes()
-    assert shipped == b"\n".join(mixed_day()) + b"\n"
+@pytest.mark.parametrize("name", sorted(scenarios.GENERATORS))
+def test_shipped_files_are_what_the_generators_write(name: str) -> None:
+    shipped = (scenarios.SCENARIO_DIR / f"{name}.jsonl").read_bytes()
+    assert shipped == b"\n".join(scenarios.GENERATORS[name]()) + b"\n"
+    assert scenarios.GENERATORS["sources"] is mixed_day
+
+
+def test_kit_envelope_records_keep_their_subject_as_key() -> None:
+    for record in scenarios.load("ci-day"):
+        assert record.partition_key == json.loads(record.data)["subject"]
 
 
 def test_sources_mixes_every_wire_format() -> None:

@@ -81,10 +81,6 @@ def parse_line(line: bytes, where: str) -> Record:
     return Record(line, partition_key(line))
 
 
-def binary_line(data: bytes, key: str) -> bytes:
-    return json.dumps({"data_base64": base64.b64encode(data).decode("ascii"), "partition_key": key}).encode()
-
-
 def resolve(name_or_path: str) -> Path:
     """A shipped scenario name (`ci-day`) or a path to a JSONL file."""
     path = Path(name_or_path)
