@@ -27,7 +27,7 @@ from agentfleet.local.approver import Approver
 from agentfleet.local.github_sim import GitHubSim
 from agentfleet.local.model_prep import prepare_model
 from agentfleet.local.progress import Counts, Progress
-from agentfleet.local.watch import kill_target, poll, unacknowledged
+from agentfleet.local.watch import wait_until_done
 from agentfleet.ops import logs
 from agentfleet.ops.aws import client
 from agentfleet.spec.catalog import parse_agents
@@ -165,7 +165,8 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
             progress.note(f"{len(sent) - len(awaited)} records are CloudWatch Logs control messages: "
                           "the workers drop them (counted, not decided, not quarantined)")
         counts.total = counts.sent = len(awaited)
-        killed, held = _wait(opts, fleet, names, awaited, approver, counts, progress)
+        killed, held = wait_until_done(client, names, awaited, fleet, approver, counts, progress,
+                                       kill_one=opts.kill_one, timeout_s=opts.timeout_s, logs_dir=opts.out / "logs")
         progress.note("stopping workers (SIGTERM, drain)")
         exit_codes = workers.stop_all(fleet, deadline_s=float(doc.get("shutdown_deadline_seconds", 25)) + 5)
         approver.stop()
@@ -197,40 +198,6 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _wait(opts: Options, fleet: list[workers.WorkerProcess], names: dict[str, str], sent: list[replay.Sent],
-          approver: Approver, counts: Counts, progress: Progress) -> tuple[list[str], int]:
-    """Poll the emulator until everything is accounted for; SIGKILL one worker mid-run if asked.
-    Returns the killed workers and how many records the victim held unacknowledged when it died."""
-    killed: list[str] = []
-    held = 0
-    deadline = time.monotonic() + opts.timeout_s
-    while True:
-        state = poll(client, names, sent)
-        counts.accounted, counts.quarantined = state.accounted, state.quarantined
-        counts.actions_started, counts.actions_done = state.actions_started, state.actions_done
-        counts.approvals, counts.workers_alive = len(approver.approved), sum(w.alive for w in fleet)
-        progress.update(counts)
-        if state.done:
-            break
-        if opts.kill_one and not killed and state.accounted >= max(1, len(sent) // 3):
-            victim = kill_target(client, names["leases_table"], fleet)
-            workers.kill(victim)
-            killed.append(victim.worker_id)
-            # Read at once, before its leases expire: records past its checkpoints are work it never finished.
-            held = unacknowledged(client, names["leases_table"], names["stream_name"], victim.worker_id)
-            progress.note(f"killed {victim.worker_id} (SIGKILL) with {state.accounted}/{len(sent)} accounted for "
-                          f"and {held} records it held unacknowledged")
-        if counts.workers_alive == 0:
-            progress.note("every worker has exited; see the logs under " + str(opts.out / "logs"))
-            break
-        if time.monotonic() > deadline:
-            progress.note(f"timed out after {opts.timeout_s:.0f} s; the summary shows what is missing")
-            break
-        time.sleep(2.0)  # each poll scans the audit table; the emulator shares the CPU with the workers
-    progress.finish(counts)
-    return killed, held
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
