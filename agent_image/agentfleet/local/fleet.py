@@ -1,10 +1,12 @@
 """`make demo`: the whole system on this machine, and proof from the emulator's records that it lost nothing.
 
 Starts moto (server mode, loopback, IAM enforced), synthesizes the app and deploys it into the
-emulator as an admin user, builds the small CPU model, starts N workers -- each with the key of
-an IAM user carrying exactly the instance role's policies from cdk.out -- and a local approver, replays a scenario into
-the stream, waits until every record is decided or quarantined and every action finished,
-stops everything and writes DIR/summary.json and DIR/summary.png.
+emulator as an admin user, builds the small CPU model (or, with --model-url, uses the OpenAI-compatible
+server the user runs), starts N workers -- each with the key of an IAM user carrying exactly the
+instance role's policies from cdk.out -- and a local approver, replays a scenario into the stream
+(GitHub deliveries through the real webhook handler), waits until every record is decided,
+quarantined or dropped and every action finished, stops everything and writes DIR/summary.json and
+DIR/summary.png.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agentfleet.local import deploy, emulator, iam, records, replay, report, scenarios, workers
 from agentfleet.local.approver import Approver
+from agentfleet.local.github_sim import GitHubSim
 from agentfleet.local.model_prep import prepare_model
 from agentfleet.local.progress import Counts, Progress
-from agentfleet.local.watch import kill_target, poll, unacknowledged
+from agentfleet.local.watch import wait_until_done
 from agentfleet.ops import logs
 from agentfleet.ops.aws import client
 from agentfleet.spec.catalog import parse_agents
@@ -44,6 +48,8 @@ class Options:
     timeout_s: float = 900.0
     finetune_steps: int = 0  # >0: fine-tune the local model first (minutes, cached) for sensible decisions
     overrides: dict[str, Any] = field(default_factory=dict)  # extra config-document settings
+    model_url: str = ""  # an OpenAI-compatible server (Ollama, llama.cpp server, vLLM); "" = the built-in model
+    model: str = ""  # the model name that server serves (its request's "model" field)
 
 
 # cdk.json's 4096/256 are sized for the served model on Trainium; the small CPU model writes
@@ -52,11 +58,23 @@ LOCAL_SEQUENCE_LENGTH = 1024
 LOCAL_MAX_NEW_TOKENS = 96
 
 
-def local_document(deployed: deploy.Deployed, model_dir: Path, opts: Options) -> dict[str, Any]:
+DEFAULT_SERVED_MODEL = "default"  # sent as "model" when --model is not given; llama.cpp's server ignores it
+
+
+def model_settings(opts: Options, model_dir: Path | None) -> dict[str, Any]:
+    """The engine settings: the built-in model, or the user's OpenAI-compatible server through the
+    openai-http engine (agentfleet/serve/model/openai_http.py: POST <url>/v1/completions)."""
+    if opts.model_url:
+        return {"engine": "openai-http", "openai_base_url": opts.model_url,
+                "model_id": opts.model or DEFAULT_SERVED_MODEL, "local_model_dir": ""}
+    return {"engine": "transformers-cpu", "model_id": "local/tiny-llama", "local_model_dir": str(model_dir)}
+
+
+def local_document(deployed: deploy.Deployed, model_dir: Path | None, opts: Options) -> dict[str, Any]:
     """The runtime config document the stack wrote to SSM, with the settings that differ on a laptop."""
     doc = json.loads(client("ssm").get_parameter(Name=deployed.output("RuntimeConfigParameter"))["Parameter"]["Value"])
     doc.update({
-        "engine": "transformers-cpu", "model_id": "local/tiny-llama", "local_model_dir": str(model_dir),
+        **model_settings(opts, model_dir),
         # Workers are processes here, not instances: no Auto Scaling group, no lifecycle hooks, no IMDS.
         "asg_name": "", "launch_hook_name": "", "termination_hook_name": "",
         "lease_seconds": opts.lease_seconds, "metrics_mode": "emf",
@@ -112,8 +130,12 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         deployed = deploy.deploy(assembly, client, emu.endpoint)
         for note in deployed.notes:
             progress.note(f"  local deploy: {note}")
-        progress.note("preparing the local model (built in code; cached under .cache/agentfleet)")
-        model_dir = prepare_model(finetune_steps=opts.finetune_steps)
+        model_dir = None
+        if opts.model_url:
+            progress.note(f"workers use the model server at {opts.model_url} (model {opts.model or DEFAULT_SERVED_MODEL!r})")
+        else:
+            progress.note("preparing the local model (built in code; cached under .cache/agentfleet)")
+            model_dir = prepare_model(finetune_steps=opts.finetune_steps)
         doc = local_document(deployed, model_dir, opts)
         config_path = opts.out / "config.json"
         config_path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
@@ -133,16 +155,31 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         progress.note(f"{len(fleet) - len(late)}/{len(fleet)} workers healthy"
                       + (f"; not healthy: {late} (see {opts.out / 'logs'})" if late else ""))
         counts = Counts(total=len(batch))
+        github = (GitHubSim(client("secretsmanager"), client("kinesis"), names["stream_name"])
+                  if any(r.webhook for r in batch) else None)
         sent = replay.put_all(client("kinesis"), names["stream_name"], batch, rate=opts.rate,
-                              on_sent=lambda n: setattr(counts, "sent", n))
-        killed, held = _wait(opts, fleet, names, sent, approver, counts, progress)
+                              on_sent=lambda n: setattr(counts, "sent", n), github=github)
+        # Dropped records (Logs control messages) never get a decision or a quarantine record to wait for.
+        awaited = [s for s in sent if not s.dropped]
+        if len(awaited) < len(sent):
+            progress.note(f"{len(sent) - len(awaited)} records are CloudWatch Logs control messages: "
+                          "the workers drop them (counted, not decided, not quarantined)")
+        counts.total = counts.sent = len(awaited)
+        killed, held = wait_until_done(client, names, awaited, fleet, approver, counts, progress,
+                                       kill_one=opts.kill_one, timeout_s=opts.timeout_s, logs_dir=opts.out / "logs")
         progress.note("stopping workers (SIGTERM, drain)")
         exit_codes = workers.stop_all(fleet, deadline_s=float(doc.get("shutdown_deadline_seconds", 25)) + 5)
         approver.stop()
-        snap = records.snapshot(client, names)
+        limit = int(doc.get("max_record_bytes", records.MAX_KINESIS_RECORD_BYTES))
+        snap = records.snapshot(client, names, limit)
         summary = report.summarize(snap, events_sent=len(sent), workers=opts.workers, killed_workers=killed,
                                    wall_s=time.monotonic() - started, approvals_answered=len(approver.approved),
-                                   scenario=opts.scenario, agents=parse_agents(doc["agents"], key="agents"))
+                                   scenario=opts.scenario, agents=parse_agents(doc["agents"], key="agents"),
+                                   max_record_bytes=limit)
+        summary["model"] = {"engine": doc["engine"], "model_id": doc["model_id"],
+                            "url": doc.get("openai_base_url", "")}
+        if github is not None:
+            summary["webhook_responses"] = {str(k): v for k, v in sorted(github.statuses.items())}
         summary["killed_unacknowledged_records"] = held
         summary["worker_exit_codes"] = exit_codes
         summary["local_deploy_notes"] = deployed.notes
@@ -163,46 +200,12 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
                 os.environ[key] = value
 
 
-def _wait(opts: Options, fleet: list[workers.WorkerProcess], names: dict[str, str], sent: list[replay.Sent],
-          approver: Approver, counts: Counts, progress: Progress) -> tuple[list[str], int]:
-    """Poll the emulator until everything is accounted for; SIGKILL one worker mid-run if asked.
-    Returns the killed workers and how many records the victim held unacknowledged when it died."""
-    killed: list[str] = []
-    held = 0
-    deadline = time.monotonic() + opts.timeout_s
-    while True:
-        state = poll(client, names, sent)
-        counts.accounted, counts.quarantined = state.accounted, state.quarantined
-        counts.actions_started, counts.actions_done = state.actions_started, state.actions_done
-        counts.approvals, counts.workers_alive = len(approver.approved), sum(w.alive for w in fleet)
-        progress.update(counts)
-        if state.done:
-            break
-        if opts.kill_one and not killed and state.accounted >= max(1, len(sent) // 3):
-            victim = kill_target(client, names["leases_table"], fleet)
-            workers.kill(victim)
-            killed.append(victim.worker_id)
-            # Read at once, before its leases expire: records past its checkpoints are work it never finished.
-            held = unacknowledged(client, names["leases_table"], names["stream_name"], victim.worker_id)
-            progress.note(f"killed {victim.worker_id} (SIGKILL) with {state.accounted}/{len(sent)} accounted for "
-                          f"and {held} records it held unacknowledged")
-        if counts.workers_alive == 0:
-            progress.note("every worker has exited; see the logs under " + str(opts.out / "logs"))
-            break
-        if time.monotonic() > deadline:
-            progress.note(f"timed out after {opts.timeout_s:.0f} s; the summary shows what is missing")
-            break
-        time.sleep(2.0)  # each poll scans the audit table; the emulator shares the CPU with the workers
-    progress.finish(counts)
-    return killed, held
-
-
 def parse_args(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m agentfleet.local.fleet", description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=3, help="worker processes (default 3)")
     parser.add_argument("--events", type=int, default=None, help="send at most this many records")
     parser.add_argument("--scenario", default="ci-day",
-                        help="shipped scenario (ci-day, noisy) or a path to a JSONL file, one record per line")
+                        help="shipped scenario (ci-day, noisy, sources) or a path to a JSONL file, one record per line")
     parser.add_argument("--kill-one", action="store_true", help="SIGKILL one worker a third of the way through")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (default out/demo)")
     parser.add_argument("--rate", type=float, default=0.0, help="records per second (default: all at once)")
@@ -210,14 +213,25 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--timeout", type=float, default=900.0, help="give up waiting after this many seconds")
     parser.add_argument("--finetune-steps", type=int, default=0,
                         help="fine-tune the local model this many steps first (cached; 0: guided decoding only)")
+    parser.add_argument("--model-url", default="", metavar="URL",
+                        help="an OpenAI-compatible server you run (Ollama http://localhost:11434, llama.cpp server, "
+                             "vLLM http://localhost:8000); workers call URL/v1/completions instead of the built-in model")
+    parser.add_argument("--model", default="", metavar="NAME",
+                        help=f"the model name that server serves (default {DEFAULT_SERVED_MODEL!r}); needs --model-url")
     args = parser.parse_args(argv)
+    if args.model and not args.model_url:
+        parser.error("--model names a model on a server: give --model-url too")
+    if args.model_url and urlsplit(args.model_url).scheme not in ("http", "https"):
+        parser.error(f"--model-url must be an http:// or https:// URL, got {args.model_url!r}")
+    if args.model_url and args.finetune_steps:
+        parser.error("--finetune-steps tunes the built-in model; it does nothing with --model-url")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.events is not None and args.events < 1:
         parser.error("--events must be at least 1")
     return Options(workers=args.workers, events=args.events, scenario=args.scenario, kill_one=args.kill_one,
                    out=args.out, assembly=args.assembly, rate=args.rate, timeout_s=args.timeout,
-                   finetune_steps=args.finetune_steps)
+                   finetune_steps=args.finetune_steps, model_url=args.model_url, model=args.model)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -240,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     iam_line = f"\nIAM enforced: {summary['iam_enforced']}; denied calls: {summary['denied_calls']}"
     sys.stdout.write(report.text(summary) + iam_line + f"\nwrote {opts.out / 'summary.json'} and {opts.out / 'summary.png'}\n")
     ok = summary["lost_events"] == 0 and summary["duplicate_actions"] == 0 and summary["missing_actions"] == 0 \
-        and summary["actions_running"] == 0 and summary["iam_enforced"] and summary["denied_calls"] == 0
+        and not summary["quarantined_dropped"] and summary["actions_running"] == 0 and summary["iam_enforced"] \
+        and summary["denied_calls"] == 0
     return 0 if ok else 1
 
 

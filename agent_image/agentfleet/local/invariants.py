@@ -8,6 +8,12 @@ position instead. Invariant 2 (nothing done twice): no pair has more than one St
 execution, matched through each execution's *input* (decision id, else event id + agent) — not
 its name, so one record acted on under two decision ids is caught. A decision whose position
 is not on the stream, or whose event id differs from the record there, is misplaced.
+
+Records are decoded exactly as the workers decode them (agentfleet.ingest.adapters: CloudEvents,
+EventBridge, CloudWatch Logs, the kit envelope), so a record's subscribed agents follow from its
+decoded event type whatever shape it came in. A record the adapters *drop* (a CloudWatch Logs
+CONTROL_MESSAGE) needs neither a decision nor a quarantine record; one that was quarantined anyway
+is reported (quarantined_dropped), since dropping is deliberate and counted, never a rejection.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentfleet.ingest.adapters import Dropped
 from agentfleet.local.records import Snapshot, StreamRecord
 from agentfleet.spec.catalog import AgentSpec, subscribers
-from agentfleet.spec.events import MAX_KINESIS_RECORD_BYTES, Event, parse_record
+from agentfleet.spec.events import MAX_KINESIS_RECORD_BYTES, Event
 
 Position = tuple[str, str, int | None]
 Pair = tuple[Position, str]  # (position, agent)
@@ -36,6 +43,8 @@ class Findings:
     duplicate_actions: int = 0  # executions beyond the first, per pair
     unmatched_executions: list[str] = field(default_factory=list)  # executions that match no pair
     unquarantined: list[Position] = field(default_factory=list)  # rejected records with no quarantine record
+    dropped: list[Position] = field(default_factory=list)  # records the adapters drop (Logs control messages)
+    quarantined_dropped: list[Position] = field(default_factory=list)  # dropped records that were quarantined
 
 
 def _position(item: dict[str, Any]) -> Position:
@@ -44,23 +53,27 @@ def _position(item: dict[str, Any]) -> Position:
 
 
 def expected_pairs(stream: Iterable[StreamRecord], subscribed: Callable[[Event], list[str]],
-                   max_record_bytes: int = MAX_KINESIS_RECORD_BYTES) -> tuple[set[Pair], set[Position]]:
-    """(pairs that need a decision, positions that need a quarantine record)."""
+                   max_record_bytes: int = MAX_KINESIS_RECORD_BYTES) -> tuple[set[Pair], set[Position], set[Position]]:
+    """(pairs that need a decision, positions that need a quarantine record, positions dropped)."""
     pairs: set[Pair] = set()
     rejected: set[Position] = set()
+    dropped: set[Position] = set()
     for record in stream:
-        parsed = parse_record(record.data, max_record_bytes)
-        names = subscribed(parsed) if isinstance(parsed, Event) else []
+        _, decoded = record.decoded(max_record_bytes)
+        if isinstance(decoded, Dropped):
+            dropped.add(record.position)
+            continue
+        names = subscribed(decoded) if isinstance(decoded, Event) else []
         if not names:
             rejected.add(record.position)
         pairs |= {(record.position, name) for name in names}
-    return pairs, rejected
+    return pairs, rejected, dropped
 
 
 def inferred_subscriptions(snap: Snapshot) -> Callable[[Event], list[str]]:
     """Without the agent catalog: the agents that decided any event of a type subscribe to that type
     (weaker: it cannot see an agent that decided nothing of a type)."""
-    types = {r.event_id: parse_record(r.data, MAX_KINESIS_RECORD_BYTES) for r in snap.stream if r.event_id}
+    types = {r.event_id: r.decoded()[1] for r in snap.stream if r.event_id}
     by_type: defaultdict[str, set[str]] = defaultdict(set)
     for d in snap.audit.decisions:
         for event_id in d.get("event_ids", []):
@@ -70,14 +83,16 @@ def inferred_subscriptions(snap: Snapshot) -> Callable[[Event], list[str]]:
     return lambda event: sorted(by_type.get(event.type, ()))
 
 
-def detect(snap: Snapshot, agents: Sequence[AgentSpec] | None) -> Findings:
-    """Run every detector; `agents` is the catalog the workers ran with (None: inferred, weaker)."""
+def detect(snap: Snapshot, agents: Sequence[AgentSpec] | None,
+           max_record_bytes: int = MAX_KINESIS_RECORD_BYTES) -> Findings:
+    """Run every detector; `agents` is the catalog the workers ran with (None: inferred, weaker);
+    `max_record_bytes` the workers' limit (settings.max_record_bytes)."""
     if agents is None:
         subscribed = inferred_subscriptions(snap)
     else:
         catalog = list(agents)
         subscribed = lambda event: [a.name for a in subscribers(catalog, event.type)]  # noqa: E731
-    pairs, rejected = expected_pairs(snap.stream, subscribed)
+    pairs, rejected, dropped = expected_pairs(snap.stream, subscribed, max_record_bytes)
     at = {record.position: record for record in snap.stream}
     found = Findings(pairs=len(pairs))
     decided: defaultdict[Pair, list[str]] = defaultdict(list)
@@ -85,7 +100,7 @@ def detect(snap: Snapshot, agents: Sequence[AgentSpec] | None) -> Findings:
     for d in snap.audit.decisions:
         position = _position(d)
         record = at.get(position)
-        if record is None or (record.event_id and record.event_id not in d.get("event_ids", [])):
+        if record is None or position in dropped or (record.event_id and record.event_id not in d.get("event_ids", [])):
             found.misplaced.append(str(d.get("decision_id")))
             continue
         pair = (position, str(d.get("agent")))
@@ -95,6 +110,8 @@ def detect(snap: Snapshot, agents: Sequence[AgentSpec] | None) -> Findings:
     found.duplicate_decisions = sorted((p for p, ids in decided.items() if len(ids) > 1), key=str)
     quarantined = {_position(q) for q in snap.audit.quarantines}
     found.unquarantined = sorted(rejected - quarantined, key=str)
+    found.dropped = sorted(dropped, key=str)
+    found.quarantined_dropped = sorted(dropped & quarantined, key=str)
 
     by_event: defaultdict[str, list[Position]] = defaultdict(list)
     for record in snap.stream:

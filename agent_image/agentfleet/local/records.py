@@ -10,8 +10,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentfleet.ingest.adapters import Decoded, arrival_iso, decode_named
 from agentfleet.ingest.kpl import deaggregate
 from agentfleet.ops import ddb
+from agentfleet.spec.events import MAX_KINESIS_RECORD_BYTES, Event, Rejection
 from agentfleet.spec.tables import KIND_DECISION, KIND_OUTCOME, KIND_QUARANTINE
 
 
@@ -23,13 +25,18 @@ class StreamRecord:
     sequence_number: str
     arrival: float  # epoch seconds (ApproximateArrivalTimestamp)
     size: int
-    event_id: str  # "" when the record is not a JSON object with a string id
+    event_id: str  # the decoded event's id (any wire format); "" for a dropped or unparseable record
     data: bytes = b""
     sub_sequence: int | None = None
 
     @property
     def position(self) -> tuple[str, str, int | None]:
         return self.shard_id, self.sequence_number, self.sub_sequence
+
+    def decoded(self, max_record_bytes: int = MAX_KINESIS_RECORD_BYTES) -> tuple[str, Decoded]:
+        """(adapter name, Event | Rejection | Dropped), decoded exactly as the workers decode it
+        (agentfleet.ingest.adapters, with this record's arrival time for events that carry none)."""
+        return decode_named(self.data, arrival_time=arrival_iso(self.arrival), max_record_bytes=max_record_bytes)
 
 
 @dataclass
@@ -47,16 +54,17 @@ class Snapshot:
     memory_items: int
 
 
-def event_id_of(data: bytes) -> str:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return ""
-    value = doc.get("id") if isinstance(doc, dict) else None
-    return value if isinstance(value, str) else ""
+def event_id_of(data: bytes, arrival: float = 0.0, max_record_bytes: int = MAX_KINESIS_RECORD_BYTES) -> str:
+    """The id the workers see for this record: the decoded event's id whatever its wire format (a
+    CloudWatch Logs batch's first log event id, an EventBridge or CloudEvent id), the id a rejected
+    record still names, or "" (a dropped control message, unparseable bytes)."""
+    _, decoded = decode_named(data, arrival_time=arrival_iso(arrival), max_record_bytes=max_record_bytes)
+    if isinstance(decoded, Event):
+        return decoded.id
+    return decoded.event_id if isinstance(decoded, Rejection) else ""
 
 
-def read_stream(kinesis: Any, stream_name: str) -> list[StreamRecord]:
+def read_stream(kinesis: Any, stream_name: str, max_record_bytes: int = MAX_KINESIS_RECORD_BYTES) -> list[StreamRecord]:
     """Every record in every shard, from TRIM_HORIZON to the tip. An empty page is not the end:
     GetRecords may return nothing while records lie further on ("It might take multiple calls to get
     to a portion of the shard that contains records", GetRecords documentation in botocore/data/
@@ -79,7 +87,8 @@ def read_stream(kinesis: Any, stream_name: str) -> list[StreamRecord]:
                 arrival = rec["ApproximateArrivalTimestamp"].timestamp()
                 for user in deaggregate(bytes(rec["Data"]), str(rec.get("PartitionKey", ""))):
                     out.append(StreamRecord(shard_id, rec["SequenceNumber"], arrival, len(user.data),
-                                            event_id_of(user.data), user.data, user.sub_sequence))
+                                            event_id_of(user.data, arrival, max_record_bytes), user.data,
+                                            user.sub_sequence))
             if not page["Records"] and int(page.get("MillisBehindLatest", 0) or 0) == 0:
                 break
             iterator = page.get("NextShardIterator")
@@ -138,10 +147,10 @@ def count_items(dynamodb: Any, table: str) -> int:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def snapshot(clients: Any, names: dict[str, str]) -> Snapshot:
+def snapshot(clients: Any, names: dict[str, str], max_record_bytes: int = MAX_KINESIS_RECORD_BYTES) -> Snapshot:
     """Read everything once; `names` holds stream_name, audit_table, memory_table, state_machine_arn."""
     return Snapshot(
-        stream=read_stream(clients("kinesis"), names["stream_name"]),
+        stream=read_stream(clients("kinesis"), names["stream_name"], max_record_bytes),
         audit=read_audit(clients("dynamodb"), names["audit_table"]),
         executions=list_executions(clients("stepfunctions"), names["state_machine_arn"], inputs=True),
         memory_items=count_items(clients("dynamodb"), names["memory_table"]),

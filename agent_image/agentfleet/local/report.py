@@ -7,6 +7,9 @@ pair (matched through their inputs, not names) plus executions that match no pai
 duplicate_decisions and misplaced_decisions name the pairs/decisions that break "exactly one
 decision at that position". Pass the workers' agent catalog (`agents`); without it the
 subscriptions are inferred from the decisions (`subscriptions: "inferred"`), which is weaker.
+Every record read back is decoded as the workers decode it (agentfleet.ingest.adapters):
+records_by_adapter counts them by wire format, `dropped` counts the ones the adapters drop on
+purpose (CloudWatch Logs control messages: neither decided nor quarantined, never lost).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from agentfleet.decide.guardrails import DISPATCHED_OUTCOMES
 from agentfleet.local.invariants import detect
 from agentfleet.local.records import Snapshot
 from agentfleet.spec.catalog import AgentSpec
+from agentfleet.spec.events import MAX_KINESIS_RECORD_BYTES
 
 
 def _epoch(iso: str) -> float:
@@ -38,10 +42,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summarize(snap: Snapshot, *, events_sent: int, workers: int, killed_workers: list[str], wall_s: float,
-              approvals_answered: int, scenario: str, agents: Sequence[AgentSpec] | None = None) -> dict[str, Any]:
+              approvals_answered: int, scenario: str, agents: Sequence[AgentSpec] | None = None,
+              max_record_bytes: int = MAX_KINESIS_RECORD_BYTES) -> dict[str, Any]:
     decisions, quarantines = snap.audit.decisions, snap.audit.quarantines
     arrival = {(r.shard_id, r.sequence_number): r.arrival for r in snap.stream}
-    found = detect(snap, agents)
+    found = detect(snap, agents, max_record_bytes)
+    by_adapter = Counter(r.decoded(max_record_bytes)[0] for r in snap.stream)
     lost_positions = {position for position, _ in found.lost} | set(found.unquarantined)
     decided_positions = {(d.get("shard_id"), d.get("sequence_number"), d.get("sub_sequence_number"))
                          for d in decisions}
@@ -60,6 +66,9 @@ def summarize(snap: Snapshot, *, events_sent: int, workers: int, killed_workers:
         "scenario": scenario,
         "events_sent": events_sent,
         "stream_records": len(snap.stream),
+        "records_by_adapter": dict(by_adapter.most_common()),
+        "dropped": len(found.dropped),
+        "quarantined_dropped": [_name(position) for position in found.quarantined_dropped][:20],
         "events_decided": len(decided_records),
         "subscriptions": "catalog" if agents is not None else "inferred",
         "pairs": found.pairs,
@@ -120,6 +129,9 @@ def text(summary: dict[str, Any]) -> str:
         f"scenario {summary['scenario']}: {summary['events_sent']} events sent, {summary['stream_records']} read "
         f"back from the stream, {summary['workers']} workers"
         + (f" ({', '.join(summary['killed_workers'])} killed mid-run)" if summary["killed_workers"] else ""),
+        f"records     by adapter {_fmt(summary.get('records_by_adapter', {}))}; dropped {summary.get('dropped', 0)}"
+        + (f" ({len(summary['quarantined_dropped'])} of them quarantined by mistake)"
+           if summary.get("quarantined_dropped") else ""),
         f"decided     {summary['events_decided']} events -> {summary['decisions']} decisions "
         f"{_fmt(summary['decisions_by_outcome'])}",
         f"by action   {_fmt(summary['decisions_by_action'])}",
@@ -131,6 +143,8 @@ def text(summary: dict[str, Any]) -> str:
         f"latency     p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms (arrival on the stream -> decision recorded); "
         f"{summary['tokens_per_s']} generated tokens/s across the fleet",
         f"memory      {summary['memory_items']} agent/subject items",
+        *([f"model       {summary['model']['engine']} {summary['model']['model_id']}"
+           + (f" at {summary['model']['url']}" if summary["model"].get("url") else "")] if summary.get("model") else []),
         f"invariants  {summary['pairs']} (record, agent) pairs: lost_events={summary['lost_events']} "
         f"duplicate_actions={summary['duplicate_actions']} duplicate_decisions={len(summary['duplicate_decisions'])} "
         f"misplaced_decisions={len(summary['misplaced_decisions'])} missing_actions={summary['missing_actions']}"

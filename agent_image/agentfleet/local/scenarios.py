@@ -1,13 +1,21 @@
 """Shipped event scenarios: a deterministic generator and the loader the local fleet replays.
 
-A scenario is a JSONL file, one Kinesis record per line, sent verbatim (so a scenario can
-hold malformed records on purpose). The shipped files are generated here from a fixed seed
-and committed; `python -m agentfleet.local.scenarios` rewrites them identically.
+A scenario is a JSONL file; each line is one of
+  - a record exactly as it arrives on the stream (a CloudEvent, an EventBridge event, a kit
+    envelope, or anything else: malformed lines are sent verbatim, on purpose), sent with the
+    partition key its real producer would use (local/producers.py);
+  - {"data_base64": "...", "partition_key": "..."}: binary record bytes (a gzip CloudWatch Logs
+    record, a KPL aggregate) and their key, both as the producer wrote them;
+  - {"github_webhook": {"event", "delivery", "time", "payload"}}: a GitHub delivery, posted to the
+    real webhook handler code, which writes the record (local/github_sim.py).
+The shipped files are generated from a fixed seed and committed; `python -m agentfleet.local.scenarios`
+rewrites them identically.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import binascii
 import json
 import random
 import sys
@@ -15,6 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from agentfleet.local.github_sim import LINE_KEY, Delivery
+from agentfleet.local.producers import partition_key
+from agentfleet.local.scenario_sources import mixed_day
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 SPEC_VERSION = "1.0"  # agentfleet.spec.events: the schema version this runtime knows
@@ -35,23 +47,38 @@ _FINDINGS = (("HIGH", "S3 bucket allows public read"), ("CRITICAL", "IAM access 
 MALFORMED_KINDS = ("invalid_json", "missing_field", "oversize", "unknown_version", "no_subscriber", "unknown_shape")
 
 
+BINARY_KEYS = frozenset({"data_base64", "partition_key"})
+
+
 @dataclass(frozen=True)
 class Record:
-    """One line of a scenario: the record bytes and the partition key they are sent with."""
+    """One line of a scenario: the record bytes and the partition key they are sent with, or a GitHub
+    delivery for the webhook handler (which then chooses both)."""
 
     data: bytes
     partition_key: str
+    webhook: Delivery | None = None
 
 
-def partition_key(line: bytes) -> str:
-    """The event's subject (one subject's events stay ordered); a digest for unparseable lines."""
+def parse_line(line: bytes, where: str) -> Record:
+    """One scenario line as the Record to send (see the module docstring for the three forms)."""
     try:
-        subject = json.loads(line).get("subject")
-    except (ValueError, AttributeError):
-        subject = None
-    if isinstance(subject, str) and subject:
-        return subject[:256]
-    return "unparsed-" + hashlib.sha256(line).hexdigest()[:16]
+        doc = json.loads(line)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = None
+    if isinstance(doc, dict) and set(doc) == BINARY_KEYS:
+        key = doc["partition_key"]
+        if not isinstance(key, str) or not 1 <= len(key) <= 256:
+            raise ValueError(f"{where}: partition_key must be a string of 1 to 256 characters")
+        try:
+            data = base64.b64decode(str(doc["data_base64"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"{where}: data_base64 is not base64: {exc}") from None
+        return Record(data, key)
+    if isinstance(doc, dict) and LINE_KEY in doc:
+        delivery = Delivery.from_line(doc, where)
+        return Record(b"", "", delivery)
+    return Record(line, partition_key(line))
 
 
 def resolve(name_or_path: str) -> Path:
@@ -69,12 +96,13 @@ def resolve(name_or_path: str) -> Path:
 def load(name_or_path: str, limit: int | None = None) -> list[Record]:
     """The records of a scenario, in file order; blank lines are skipped, `limit` caps the count."""
     records = []
-    with resolve(name_or_path).open("rb") as handle:
-        for raw in handle:
+    path = resolve(name_or_path)
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             line = raw.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            records.append(Record(line, partition_key(line)))
+            records.append(parse_line(line, f"{path}:{number}"))
             if limit is not None and len(records) >= limit:
                 break
     return records
@@ -205,7 +233,7 @@ def malformed(kind: str, event_id: str, rng: random.Random) -> bytes:
     return json.dumps(good, sort_keys=True).encode()
 
 
-GENERATORS = {"ci-day": ci_day, "noisy": noisy}
+GENERATORS = {"ci-day": ci_day, "noisy": noisy, "sources": mixed_day}
 
 
 def write_all(directory: Path = SCENARIO_DIR) -> dict[str, int]:

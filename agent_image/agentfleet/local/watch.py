@@ -1,16 +1,20 @@
-"""While the local fleet runs: how far it got (from the emulator's records) and which worker to kill."""
+"""While the local fleet runs: how far it got (from the emulator's records), which worker to kill, and
+the wait loop that polls until everything is accounted for."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agentfleet.decide.guardrails import DISPATCHED_OUTCOMES
 from agentfleet.local import records
+from agentfleet.local.approver import Approver
+from agentfleet.local.progress import Counts, Progress
 from agentfleet.local.replay import Sent
-from agentfleet.local.workers import WorkerProcess
+from agentfleet.local.workers import WorkerProcess, kill
 from agentfleet.spec.tables import LEASES_PK
 
 
@@ -77,3 +81,37 @@ def kill_target(clients: Callable[[str], Any], leases_table: str, fleet: Sequenc
     alive = [w for w in fleet if w.alive]
     return max(alive, key=lambda w: held.get(w.worker_id, 0))
 
+
+def wait_until_done(clients: Callable[[str], Any], names: dict[str, str], sent: Sequence[Sent],
+                    fleet: Sequence[WorkerProcess], approver: Approver, counts: Counts, progress: Progress, *,
+                    kill_one: bool, timeout_s: float, logs_dir: Path) -> tuple[list[str], int]:
+    """Poll the emulator until everything is accounted for; SIGKILL one worker mid-run if asked.
+    Returns the killed workers and how many records the victim held unacknowledged when it died."""
+    killed: list[str] = []
+    held = 0
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = poll(clients, names, sent)
+        counts.accounted, counts.quarantined = state.accounted, state.quarantined
+        counts.actions_started, counts.actions_done = state.actions_started, state.actions_done
+        counts.approvals, counts.workers_alive = len(approver.approved), sum(w.alive for w in fleet)
+        progress.update(counts)
+        if state.done:
+            break
+        if kill_one and not killed and state.accounted >= max(1, len(sent) // 3):
+            victim = kill_target(clients, names["leases_table"], fleet)
+            kill(victim)
+            killed.append(victim.worker_id)
+            # Read at once, before its leases expire: records past its checkpoints are work it never finished.
+            held = unacknowledged(clients, names["leases_table"], names["stream_name"], victim.worker_id)
+            progress.note(f"killed {victim.worker_id} (SIGKILL) with {state.accounted}/{len(sent)} accounted for "
+                          f"and {held} records it held unacknowledged")
+        if counts.workers_alive == 0:
+            progress.note("every worker has exited; see the logs under " + str(logs_dir))
+            break
+        if time.monotonic() > deadline:
+            progress.note(f"timed out after {timeout_s:.0f} s; the summary shows what is missing")
+            break
+        time.sleep(2.0)  # each poll scans the audit table; the emulator shares the CPU with the workers
+    progress.finish(counts)
+    return killed, held

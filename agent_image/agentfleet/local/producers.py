@@ -1,0 +1,95 @@
+"""The partition key each real producer gives a record, so a replayed scenario lands on the shards
+(and in the per-shard order) it would have in AWS.
+
+- Kit envelope and CloudEvents (a producer of our own or the GitHub webhook handler): the subject,
+  or the CloudEvent's source when it has none -- the ordering key the adapters derive.
+- EventBridge rule -> Kinesis target: the value at the target's KinesisParameters.PartitionKeyPath,
+  "the JSON path to be extracted from the event and used as the partition key. If you do not include
+  this parameter, the default is to use the eventId" (EventBridge API Reference, KinesisParameters).
+  PARTITION_KEY_PATHS holds one path per service preset; each names a field every event of that
+  detail-type carries in the published samples (tests/data/events) and is the adapter's subject or
+  coarser than it (one subject's events then still share a shard). Other detail-types: eventId.
+- CloudWatch Logs subscription -> Kinesis stream: the default distribution is ByLogStream ("log
+  data is grouped by log stream", PutSubscriptionFilter API Reference, `distribution`). The key
+  Logs writes is not documented; both records of the published capture (aws-powertools/
+  powertools-lambda-python @ fa1c29f2, tests/events/kinesisStreamCloudWatchLogsEvent.json,
+  copied to tests/data/events/powertools_kinesis_stream_cloudwatch_logs_event.json) have
+  partitionKey = MD5 hex of "<owner>:<logGroup>:<logStream>" (tests/local/test_producers.py
+  checks it against that capture). That rule is inferred from one capture, not a documented
+  contract.
+- Anything unparseable: a digest of the bytes (a producer that wrote garbage still picked a key).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zlib
+from typing import Any
+
+# (source, detail-type) -> the PartitionKeyPath of that preset's rule target (dotted JSON path).
+PARTITION_KEY_PATHS: dict[tuple[str, str], str] = {
+    ("aws.cloudwatch", "CloudWatch Alarm State Change"): "$.detail.alarmName",
+    ("aws.codebuild", "CodeBuild Build State Change"): "$.detail.project-name",
+    ("aws.codepipeline", "CodePipeline Pipeline Execution State Change"): "$.detail.pipeline",
+    ("aws.guardduty", "GuardDuty Finding"): "$.account",  # the resource field differs per finding type
+    ("aws.securityhub", "Security Hub Findings - Imported"): "$.account",  # the resource sits in an array
+    ("aws.securityhub", "Findings Imported V2"): "$.account",
+    ("aws.ecs", "ECS Task State Change"): "$.detail.taskArn",
+    ("aws.s3", "Object Created"): "$.detail.bucket.name",
+}
+_MAX_KEY = 256  # Kinesis PutRecord: PartitionKey is 1-256 Unicode characters
+
+
+def json_path(doc: Any, path: str) -> str:
+    """The string at a dotted JSON path ("$.detail.bucket.name"); "" when it is missing or not a string."""
+    node = doc
+    for step in path.removeprefix("$.").split("."):
+        node = node.get(step) if isinstance(node, dict) else None
+    return node if isinstance(node, str) else ""
+
+
+def eventbridge_key(event: dict[str, Any]) -> str:
+    path = PARTITION_KEY_PATHS.get((str(event.get("source")), str(event.get("detail-type"))))
+    return (json_path(event, path) if path else "") or str(event.get("id", ""))
+
+
+def logs_key(doc: dict[str, Any]) -> str:
+    joined = f"{doc.get('owner', '')}:{doc.get('logGroup', '')}:{doc.get('logStream', '')}"
+    return hashlib.md5(joined.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def partition_key(data: bytes) -> str:
+    """The key the record's real producer would have sent it with (see the module docstring)."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            return _digest(data)
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _digest(data)
+    if not isinstance(doc, dict):
+        return _digest(data)
+    if "messageType" in doc and "logGroup" in doc:
+        key = logs_key(doc)
+    elif "specversion" in doc:
+        key = _text(doc, "subject") or _text(doc, "source")
+    elif "spec_version" in doc:
+        key = _text(doc, "subject")
+    elif "detail-type" in doc and "source" in doc:
+        key = eventbridge_key(doc)
+    else:
+        key = ""
+    return key[:_MAX_KEY] if key else _digest(data)
+
+
+def _text(doc: dict[str, Any], name: str) -> str:
+    value = doc.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _digest(data: bytes) -> str:
+    return "unparsed-" + hashlib.sha256(data).hexdigest()[:16]
