@@ -6,9 +6,8 @@
 - EventBridge rule -> Kinesis target: the value at the target's KinesisParameters.PartitionKeyPath,
   "the JSON path to be extracted from the event and used as the partition key. If you do not include
   this parameter, the default is to use the eventId" (EventBridge API Reference, KinesisParameters).
-  PARTITION_KEY_PATHS holds one path per service preset; each names a field every event of that
-  detail-type carries in the published samples (tests/data/events) and is the adapter's subject or
-  coarser than it (one subject's events then still share a shard). Other detail-types: eventId.
+  PARTITION_KEY_PATHS are the EventBridge rules' own paths (agentfleet.spec.sources.PRESETS, what synth
+  puts in each rule's KinesisParameters). Other detail-types: the event id (EventBridge's default).
 - CloudWatch Logs subscription -> Kinesis stream: the default distribution is ByLogStream ("log
   data is grouped by log stream", PutSubscriptionFilter API Reference, `distribution`). The key
   Logs writes is not documented; both records of the published capture (aws-powertools/
@@ -28,25 +27,24 @@ import json
 import zlib
 from typing import Any
 
+from agentfleet.spec.sources import PRESETS
+
 # (source, detail-type) -> the PartitionKeyPath of that preset's rule target (dotted JSON path).
+# The EventBridge rules' paths, from the one table synth uses (agentfleet.spec.sources.PRESETS).
 PARTITION_KEY_PATHS: dict[tuple[str, str], str] = {
-    ("aws.cloudwatch", "CloudWatch Alarm State Change"): "$.detail.alarmName",
-    ("aws.codebuild", "CodeBuild Build State Change"): "$.detail.project-name",
-    ("aws.codepipeline", "CodePipeline Pipeline Execution State Change"): "$.detail.pipeline",
-    ("aws.guardduty", "GuardDuty Finding"): "$.account",  # the resource field differs per finding type
-    ("aws.securityhub", "Security Hub Findings - Imported"): "$.account",  # the resource sits in an array
-    ("aws.securityhub", "Findings Imported V2"): "$.account",
-    ("aws.ecs", "ECS Task State Change"): "$.detail.taskArn",
-    ("aws.s3", "Object Created"): "$.detail.bucket.name",
-}
+    (rule.source, rule.detail_type): rule.partition_key_path for rules in PRESETS.values() for rule in rules}
 _MAX_KEY = 256  # Kinesis PutRecord: PartitionKey is 1-256 Unicode characters
 
 
 def json_path(doc: Any, path: str) -> str:
-    """The string at a dotted JSON path ("$.detail.bucket.name"); "" when it is missing or not a string."""
+    """The string at a JSON path in dot notation with array indices ("$.detail.findings[0].Resources[0].Id",
+    the syntax spec.sources accepts); "" when it is missing or not a string."""
     node = doc
     for step in path.removeprefix("$.").split("."):
-        node = node.get(step) if isinstance(node, dict) else None
+        name, *indices = step.split("[")
+        node = node.get(name) if isinstance(node, dict) else None
+        for index in (int(i.rstrip("]")) for i in indices):
+            node = node[index] if isinstance(node, list) and -len(node) <= index < len(node) else None
     return node if isinstance(node, str) else ""
 
 
