@@ -54,6 +54,9 @@ demo: setup
 bench: setup
 	$(PY) -m bench $(ARGS)
 
+readme-figures: setup
+	$(PY) -m bench.readme $(ARGS)
+
 cost: setup
 	$(PY) -m stacks.cost $(ARGS)
 
