@@ -13,7 +13,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: setup synth lint test test-fast demo bench cost preflight clean
+.PHONY: setup synth lint test test-fast demo bench cost preflight readme-figures clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt package.json agent_image/pyproject.toml
 	test -d $(VENV) || python3 -m venv $(VENV)
