@@ -107,8 +107,12 @@ def parse_record(data: bytes, max_record_bytes: int) -> Event | Rejection:
     if len(data) > max_record_bytes:
         return Rejection("oversize", f"record is {len(data)} bytes, limit is {max_record_bytes}")
     doc = json_object(data)
-    if isinstance(doc, Rejection):
-        return doc
+    return doc if isinstance(doc, Rejection) else validate_document(doc)
+
+
+def validate_document(doc: Mapping[str, Any]) -> Event | Rejection:
+    """Validate an already-decoded kit envelope (schema, subject size, ISO-8601 time); never raises.
+    The wire-format adapters call this on the documents they decode or build, so nothing is parsed twice."""
     event_id, event_type = _field(doc, "id"), _field(doc, "type")
     if "spec_version" not in doc:
         return Rejection("missing_field", "required field 'spec_version' is missing", event_id, event_type)

@@ -9,7 +9,7 @@ Recognition order (first match wins; each adapter's module says how it derives t
                                                            then recognised like any record (2-6)
   2. logs       object with messageType and logGroup    -> CloudWatch Logs subscription (logs.py)
   3. cloudevent object with specversion                 -> CloudEvents 1.0 JSON (cloudevents.py)
-  4. kit        object with spec_version                -> the kit envelope, spec.events.parse_record
+  4. kit        object with spec_version                -> the kit envelope, spec.events.validate_document
   5. eventbridge object with detail-type and source     -> EventBridge event (eventbridge.py)
   6. anything else: not UTF-8 JSON -> "invalid_json"; JSON but not an object -> "invalid_json";
      an object none of the above knows -> UNKNOWN_SHAPE
@@ -24,7 +24,7 @@ from typing import Any
 
 from agentfleet.ingest.adapters import cloudevents, eventbridge, logs
 from agentfleet.ingest.adapters.common import UNKNOWN_SHAPE, Dropped
-from agentfleet.spec.events import Event, Rejection, json_object, parse_record
+from agentfleet.spec.events import Event, Rejection, json_object, validate_document
 
 __all__ = ["ADAPTERS", "UNKNOWN_SHAPE", "Decoded", "Dropped", "arrival_iso", "decode", "decode_named"]
 
@@ -56,8 +56,8 @@ def decode_named(data: bytes, *, arrival_time: str, max_record_bytes: int) -> tu
     if cloudevents.is_cloudevent(doc):
         return "cloudevents", cloudevents.decode(doc, arrival_time=arrival_time)
     if "spec_version" in doc:
-        # The kit's own envelope; an inflated one may exceed max_record_bytes, the raw record did not.
-        return "kit", parse_record(data, max(len(data), max_record_bytes))
+        # The kit's own envelope, already decoded (the raw record passed the size check above).
+        return "kit", validate_document(doc)
     if eventbridge.is_eventbridge(doc):
         return "eventbridge", eventbridge.decode(doc)
     keys = ", ".join(sorted(doc)[:8])

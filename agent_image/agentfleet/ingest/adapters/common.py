@@ -3,22 +3,18 @@ which turns an adapter's fields into a kit `Event` through the kit's own validat
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agentfleet.spec.events import Event, Rejection, parse_record
+from agentfleet.spec.events import Event, Rejection, validate_document
 
 # A JSON object none of the adapters recognises (one of metric_names.QUARANTINE_REASONS).
 UNKNOWN_SHAPE = "unknown_shape"
 # The kit envelope these adapters produce. Every adapter's output is a kit event (Event.to_json()
 # is again a valid record for parse_record), so replays and quarantine re-puts keep working.
 KIT_SPEC_VERSION = "1.0"
-# Inflated or rebuilt documents are validated against this limit, not max_record_bytes: the raw
-# record already passed the size check, and its decoded form may legitimately be larger.
-_REBUILT_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,10 +28,10 @@ class Dropped:
 
 def finish(*, id: str, type: str, subject: str, time: str, source: str, payload: dict[str, Any]) -> Event | Rejection:
     """Validate the adapter's fields exactly as a kit envelope record is validated (schema, lengths,
-    type pattern, ISO-8601 time), so every adapter obeys the same rules as spec_version 1.0."""
-    doc = {"spec_version": KIT_SPEC_VERSION, "id": id, "type": type, "subject": subject, "time": time,
-           "source": source, "payload": payload}
-    return parse_record(json.dumps(doc, separators=(",", ":")).encode("utf-8"), _REBUILT_LIMIT)
+    type pattern, ISO-8601 time), so every adapter obeys the same rules as spec_version 1.0. No size
+    check: the raw record passed it, and its decoded form may legitimately be larger."""
+    return validate_document({"spec_version": KIT_SPEC_VERSION, "id": id, "type": type, "subject": subject,
+                              "time": time, "source": source, "payload": payload})
 
 
 def text(doc: Any, *path: str | int) -> str:
