@@ -21,6 +21,7 @@ from agentfleet.spec.sources import SourcesConfig, parse_sources
 SPOT_STRATEGIES = ("price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price")
 ENGINES = ("auto", "optimum-neuron", "vllm-neuron")
 KINESIS_MODES = ("on-demand", "provisioned")
+PREDICTIVE_MODES = ("on", "off", "forecast-only")  # on = ForecastAndScale (constructs/capacity.py)
 # The repository root holds cdk.json (agent_image/agentfleet/spec/fleet.py -> parents[3]); only the CDK app reads it.
 CDK_JSON = Path(__file__).resolve().parents[3] / "cdk.json"
 _FLEET_NAME = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
@@ -62,6 +63,8 @@ class FleetConfig:
     availability_zone_ids: tuple[str, ...]
     single_nat_gateway: bool
     backlog_target_per_instance: int
+    predictive_scaling: str
+    predictive_scheduling_buffer_minutes: int
     memory_ttl_days: int
     memory_max_items: int
     approval_timeout_minutes: int
@@ -142,6 +145,12 @@ class FleetConfig:
         _choice("spot_allocation_strategy", self.spot_allocation_strategy, SPOT_STRATEGIES)
         _choice("serving_engine", self.serving_engine, ENGINES)
         _choice("kinesis_mode", self.kinesis_mode, KINESIS_MODES)
+        _choice("predictive_scaling", self.predictive_scaling, PREDICTIVE_MODES)
+        # Auto Scaling API (botocore 1.44 autoscaling service-2.json, SchedulingBufferTime): "must be less
+        # than the forecast interval duration of 3600 seconds".
+        if not 0 <= self.predictive_scheduling_buffer_minutes <= 59:
+            raise ConfigError(f"predictive_scheduling_buffer_minutes must be between 0 and 59 (SchedulingBufferTime "
+                              f"is under 3600 s), got {self.predictive_scheduling_buffer_minutes}")
         if not 24 <= self.kinesis_retention_hours <= 8760:
             raise ConfigError(f"kinesis_retention_hours must be between 24 and 8760, got {self.kinesis_retention_hours}")
         if not self.dlami_ssm_parameter.startswith("/"):
