@@ -32,6 +32,7 @@ from typing import Any
 from bench.sim_config import SimConfig
 from bench.sim_engine import Replica
 
+MESSAGE, RATIONALE = "simulated decision", "the simulator answers every event the same way"
 COUNTERS = (("prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens."),
             ("prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens."),
             ("prompt_tokens", "Number of prefill tokens processed."),
@@ -45,8 +46,7 @@ def decision_text(body: dict[str, Any]) -> str:
         guided = body["response_format"].get("json_schema", {}).get("schema")
     allowed = list((guided or {}).get("properties", {}).get("action", {}).get("enum", ["ignore"]))
     action = next((a for a in allowed if a != "ignore"), allowed[0])
-    return json.dumps({"action": action, "params": {"message": "simulated decision"},
-                       "rationale": "the simulator answers every event the same way", "confidence": 0.8})
+    return json.dumps({"action": action, "params": {"message": MESSAGE}, "rationale": RATIONALE, "confidence": 0.8})
 
 
 def metrics_text(replica: Replica, model: str) -> str:
