@@ -17,17 +17,10 @@ are make_backend() and prefix_hit_rate() (see their docstrings).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -38,6 +31,7 @@ from agentfleet.spec.settings import Settings
 from bench import overhead, stop_and_go
 from bench.prompts import backlog_records, item_count, rendered_requests
 from bench.results import Result
+from bench.sim_client import delta, metrics, sim_stats, simulator
 from bench.sim_config import SimConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,52 +50,6 @@ def make_backend(urls: list[str], settings: Settings, routing: str = "affinity")
     return OpenAIHTTPBackend(urls[0], settings.model_id, batch_size=settings.batch_size,
                              max_prompt_tokens=overhead.max_prompt_tokens(settings),
                              max_new_tokens=settings.max_new_tokens, timeout_s=120.0)
-
-
-@contextmanager
-def simulator(replicas: int, **overrides: Any) -> Iterator[list[str]]:
-    """`python -m bench.serving_sim` in its own process; yields the replicas' URLs."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "bench.serving_sim", "--replicas", str(replicas), "--config",
-                             json.dumps(overrides)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=env)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the serving simulator exited with {proc.wait()} before serving")
-        yield json.loads(line)["urls"]
-    finally:
-        if proc.stdin:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def sim_stats(urls: list[str]) -> dict[str, float]:
-    """The replicas' /sim/stats, summed."""
-    total: dict[str, float] = {}
-    for url in urls:
-        with urllib.request.urlopen(f"{url}/sim/stats", timeout=10) as resp:  # loopback only
-            for key, value in json.loads(resp.read()).items():
-                total[key] = total.get(key, 0.0) + float(value)
-    return total
-
-
-def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {k: after[k] - before.get(k, 0.0) for k in after}
-
-
-def read_counters(text: str) -> dict[str, float]:
-    """Prometheus text -> {sample name: value summed over label sets}; comments skipped."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, _, value = line.rpartition(" ")
-            name = series.split("{", 1)[0]
-            out[name] = out.get(name, 0.0) + float(value)
-    return out
 
 
 def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float) -> dict[str, Any]:
@@ -165,11 +113,7 @@ def prefix_hit_rate(requests: list[tuple[str, GenerationRequest]], replicas: int
         targets = [replica_for(key, replicas, routing, rng) for key, _ in requests]
         with ThreadPoolExecutor(max_workers=replicas * SimConfig().max_num_seqs) as pool:
             list(pool.map(lambda pair: clients[pair[0]].generate([pair[1][1]]), zip(targets, requests, strict=True)))
-        counters: dict[str, float] = {}
-        for url in urls:
-            with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:  # loopback only
-                for key, value in read_counters(resp.read().decode()).items():
-                    counters[key] = counters.get(key, 0.0) + value
+        counters = metrics(urls)
     queries = counters["vllm:prefix_cache_queries_total"]
     return {"hit_rate": counters["vllm:prefix_cache_hits_total"] / queries if queries else 0.0, "queries": queries,
             "requests": len(requests)}

@@ -10,7 +10,7 @@ import pytest
 from agentfleet.serve.model.base import GenerationRequest
 from agentfleet.serve.model.openai_http import ModelServerError, OpenAIHTTPBackend
 from agentfleet.spec.decisions import parse_decision
-from bench import utilization
+from bench import sim_client, utilization
 from bench.serving_sim import Simulator
 from bench.sim_config import SimConfig
 from bench.sim_engine import Replica
@@ -111,7 +111,7 @@ def test_http_endpoints_answer_like_vllm() -> None:
         with urllib.request.urlopen(f"{url}/metrics") as resp:
             text = resp.read().decode()
         assert "# TYPE vllm:prefix_cache_hits counter" in text
-        counters = utilization.read_counters(text)
+        counters = sim_client.read_counters(text)
         assert counters["vllm:prefix_cache_queries_total"] == sum(result.prompt_tokens)
         assert 0 < counters["vllm:prefix_cache_hits_total"] < counters["vllm:prefix_cache_queries_total"]
         assert counters["vllm:generation_tokens_total"] == sum(result.completion_tokens)
