@@ -28,10 +28,10 @@ STEP_GROWTH_PER_SEQ = (TRN1_TPOT_MS_BATCH8 - TRN1_TPOT_MS_BATCH1) / 7 / TRN1_TPO
 class SimConfig:
     """One replica's engine (all replicas of a simulator share it) and the simulator's tokenizer."""
 
-    # ASSUMPTION: 32 concurrent sequences per replica (vLLM --max-num-seqs). The kit's old batch was 8;
-    # the issue asks for a per-model value "not 8". Neuron publishes Llama-3-8B runs at batch 32 on
-    # trn1 (throughput_data_decoder.csv rows above, column Batch Size = 8 there; optimum-neuron's cache
-    # config lists Qwen3-8B at batch 32, TP8, seq 4096 on trn1). Not a measured optimum for trn2 TP4.
+    # ASSUMPTION: 32 concurrent sequences per replica (vLLM --max-num-seqs); the issue asks for a
+    # per-model value, not the old 8. Published Neuron shapes for 8B models go to batch 32:
+    # huggingface.co/aws-neuron/optimum-neuron-cache inference-cache-config/trn1/qwen3.json lists
+    # Qwen3-8B at batch 32, TP8, sequence 4096 (read 2026-12-01). Not a measured optimum on trn2 TP4.
     max_num_seqs: int = 32
     # cdk.json `sequence_length` (vLLM --max-model-len): prompt + completion must fit, else HTTP 400.
     max_model_len: int = 4096
@@ -41,8 +41,10 @@ class SimConfig:
     # docs.vllm.ai v0.26.0 vllm/config/cache.py).
     block_size: int = 128
     # ASSUMPTION: the KV pool holds exactly max_num_seqs full-length sequences (32 x 4096 / 128 = 1024
-    # blocks), the least that admits max_num_seqs at max_model_len. Neuron sizes the pool from device
-    # memory (features-guide.md "Memory management"); a bigger pool only helps the prefix cache.
+    # blocks), the least that admits max_num_seqs at max_model_len. vLLM Neuron sizes the pool from HBM,
+    # capped at VLLM_NEURON_KV_GMU_BUDGET_CAP_FRACTION (default 0.30) of the budget (aws-neuron-sdk
+    # @v2.32.0 vllm-neuron/docs/guides/features-guide.md "Memory management"); the block count that
+    # gives for Qwen3-8B at TP4 was not derived. A bigger pool only helps the prefix cache.
     kv_blocks: int = 1024
     # ASSUMPTION: tokens scheduled per engine step (vLLM --max-num-batched-tokens, chunked prefill);
     # 2048 is the value of prefix-caching.md's worked example, not a documented default.
