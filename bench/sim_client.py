@@ -46,8 +46,13 @@ def sim_stats(urls: list[str]) -> dict[str, float]:
     return total
 
 
+# Gauges and configuration in /sim/stats: read as they are at the end, never subtracted.
+LEVELS = frozenset({"slots", "running", "waiting", "max_running", "kv_usage"})
+
+
 def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {k: after[k] - before.get(k, 0.0) for k in after}
+    """What happened between two /sim/stats reads: counters subtracted, levels as at the end."""
+    return {k: v if k in LEVELS else v - before.get(k, 0.0) for k, v in after.items()}
 
 
 def read_counters(text: str) -> dict[str, float]:

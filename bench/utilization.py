@@ -82,12 +82,17 @@ def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float) 
 
 def baseline_phase(records: list[tuple[str, bytes]], window_s: float) -> dict[str, Any]:
     settings = overhead.bench_settings()
-    with simulator(WORKER_REPLICAS) as urls:
-        backend = make_backend(urls, settings)
-        before = sim_stats(urls)
-        measured = stop_and_go.run(records, settings, backend, batch_size=settings.batch_size, seconds=window_s)
-        measured["sim"] = delta(sim_stats(urls), before)
-        backend.close()
+    sink, _ = overhead._quiet_logs()
+    try:
+        with simulator(WORKER_REPLICAS) as urls:
+            backend = make_backend(urls, settings)
+            before = sim_stats(urls)
+            measured = stop_and_go.run(records, settings, backend, batch_size=settings.batch_size, seconds=window_s)
+            measured["sim"] = delta(sim_stats(urls), before)
+            backend.close()
+    finally:
+        overhead.logs.configure("WARNING")
+        sink.close()
     return measured
 
 

@@ -129,3 +129,9 @@ def test_a_small_serving_run_reports_every_figure() -> None:
         assert 0 <= details[key] <= 1
     assert details["current"]["decisions"] > 0 and details["stop_and_go"]["decisions"] > 0
     assert details["prefix"]["affinity"]["requests"] == 40
+
+
+def test_stats_deltas_subtract_counters_and_keep_levels() -> None:
+    before = {"requests": 2.0, "busy_slot_s": 1.0, "running": 5.0, "slots": 32.0}
+    after = {"requests": 7.0, "busy_slot_s": 4.0, "running": 3.0, "slots": 32.0}
+    assert sim_client.delta(after, before) == {"requests": 5.0, "busy_slot_s": 3.0, "running": 3.0, "slots": 32.0}
