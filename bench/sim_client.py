@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from agentfleet.serve.model.base import GenerationRequest
+from agentfleet.serve.model.openai_http import OpenAIHTTPBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,3 +80,43 @@ def metrics(urls: list[str]) -> dict[str, float]:
             for key, value in read_counters(resp.read().decode()).items():
                 total[key] = total.get(key, 0.0) + value
     return total
+
+
+def rendezvous(key: str, replicas: int) -> int:
+    """Rendezvous (highest-random-weight) hashing: a key keeps its replica while the replica set stays."""
+    return max(range(replicas), key=lambda i: hashlib.sha256(f"{i}|{key}".encode()).digest())
+
+
+def drive_continuously(urls: list[str], requests: list[tuple[str, GenerationRequest]], *, in_flight: int,
+                       seconds: float, warmup_s: float = 1.0) -> dict[str, float]:
+    """The ceiling: `in_flight` client threads, each sending its next prompt as soon as the last returns.
+
+    What a feeder with no work of its own between requests gets from the simulator (utilization and
+    decisions/s), so a worker's figures can be read against what the harness itself allows.
+    Requests are spread over the replicas by their key (rendezvous hashing).
+    """
+    clients = [OpenAIHTTPBackend(u, "bench/ceiling", batch_size=in_flight, max_prompt_tokens=1 << 20,
+                                 max_new_tokens=256) for u in urls]
+    feed, lock, stop = iter(requests), threading.Lock(), time.perf_counter() + warmup_s + seconds
+
+    def loop() -> None:
+        while time.perf_counter() < stop:
+            with lock:
+                key, request = next(feed, (None, None))
+            if request is None:
+                return
+            clients[rendezvous(str(key), len(urls))].generate([request])
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(in_flight)]
+    for thread in threads:
+        thread.start()
+    time.sleep(warmup_s)
+    before, began = sim_stats(urls), time.perf_counter()
+    time.sleep(seconds)
+    moved, wall = delta(sim_stats(urls), before), time.perf_counter() - began
+    for thread in threads:
+        thread.join(timeout=120)
+    for client in clients:
+        client.close()
+    return {"utilization": moved["busy_slot_s"] / moved["available_slot_s"], "decisions_per_s": moved["requests"] / wall,
+            "in_flight": in_flight, "wall_s": round(wall, 2)}

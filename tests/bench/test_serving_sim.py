@@ -120,7 +120,8 @@ def test_http_endpoints_answer_like_vllm() -> None:
 
 
 def test_a_small_serving_run_reports_every_figure() -> None:
-    result = utilization.run(events=48, window_s=2.0, baseline_window_s=2.0, prefix_replicas=2, prefix_requests=40)
+    result = utilization.run(events=48, window_s=2.0, baseline_window_s=2.0, prefix_replicas=2, prefix_requests=40,
+                            ceiling_s=1.5)
     assert result.name == "serving" and result.error is None
     details = result.details
     assert 0 < details["utilization"] <= 1
@@ -129,6 +130,7 @@ def test_a_small_serving_run_reports_every_figure() -> None:
         assert 0 <= details[key] <= 1
     assert details["current"]["decisions"] > 0 and details["stop_and_go"]["decisions"] > 0
     assert details["prefix"]["affinity"]["requests"] == 40
+    assert details["utilization"] < details["ceiling"]["utilization"] <= 1  # a feeder that never waits does better
 
 
 def test_stats_deltas_subtract_counters_and_keep_levels() -> None:
