@@ -24,7 +24,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from agentfleet.serve.model.base import GenerationRequest
@@ -36,7 +35,6 @@ from bench.results import Result
 from bench.sim_client import delta, drive_continuously, metrics, rendezvous, sim_stats, simulator
 from bench.sim_config import SimConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"utilization": ">= 0.9", "stop_and_go_ratio": ">= 2"}
 # Today's OpenAIHTTPBackend takes one base URL, so the worker phases run one replica. With the router
 # merged, raise this (and see make_backend): the utilization then covers every replica's slots.
@@ -60,7 +58,11 @@ def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float) 
     with simulator(WORKER_REPLICAS) as urls:
         slots = WORKER_REPLICAS * SimConfig().max_num_seqs
         sink, problems = overhead._quiet_logs()
-        r = overhead.rig(records, backend=make_backend(urls, settings), batch_size=settings.batch_size)
+        try:
+            r = overhead.rig(records, backend=make_backend(urls, settings), batch_size=settings.batch_size)
+        except BaseException:
+            sink.close()
+            raise
         thread = threading.Thread(target=r.worker.run, name="bench-worker", daemon=True)
         thread.start()
         try:
@@ -74,6 +76,7 @@ def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float) 
         finally:
             r.worker.stop.set("bench")
             thread.join(timeout=120)
+            r.worker.backend.close()
             overhead.logs.configure("WARNING")
             sink.close()
     if d1 == d0:
@@ -126,6 +129,8 @@ def prefix_hit_rate(requests: list[tuple[str, GenerationRequest]], replicas: int
         with ThreadPoolExecutor(max_workers=replicas * SimConfig().max_num_seqs) as pool:
             list(pool.map(lambda pair: clients[pair[0]].generate([pair[1][1]]), zip(targets, requests, strict=True)))
         counters = metrics(urls)
+        for client in clients:
+            client.close()
     queries = counters["vllm:prefix_cache_queries_total"]
     return {"hit_rate": counters["vllm:prefix_cache_hits_total"] / queries if queries else 0.0, "queries": queries,
             "requests": len(requests)}
