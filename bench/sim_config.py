@@ -69,6 +69,7 @@ class SimConfig:
     # Run knob, not a hardware figure: every modelled duration is multiplied by it (1.0 = real time;
     # the prefix-cache comparison, which does not depend on timing, runs faster).
     time_scale: float = 1.0
+    # Run knob: seeds each replica's completion-length draws, so runs are repeatable.
     seed: int = 7
 
     def __post_init__(self) -> None:
