@@ -88,35 +88,39 @@ def rendezvous(key: str, replicas: int) -> int:
 
 
 def drive_continuously(urls: list[str], requests: list[tuple[str, GenerationRequest]], *, in_flight: int,
-                       seconds: float, warmup_s: float = 1.0) -> dict[str, float]:
+                       seconds: float) -> dict[str, float]:
     """The ceiling: `in_flight` client threads, each sending its next prompt as soon as the last returns.
 
-    What a feeder with no work of its own between requests gets from the simulator (utilization and
-    decisions/s), so a worker's figures can be read against what the harness itself allows.
-    Requests are spread over the replicas by their key (rendezvous hashing).
+    What a feeder with no work of its own between requests gets from the simulator, measured as the
+    worker is: from the first request while a backlog remains (until the list runs out or `seconds`
+    pass), so a worker's figures can be read against what the harness itself allows. Requests go to
+    the replicas by their key (rendezvous hashing).
     """
     clients = [OpenAIHTTPBackend(u, "bench/ceiling", batch_size=in_flight, max_prompt_tokens=1 << 20,
                                  max_new_tokens=256) for u in urls]
-    feed, lock, stop = iter(requests), threading.Lock(), time.perf_counter() + warmup_s + seconds
+    feed, lock, exhausted, finished = iter(requests), threading.Lock(), threading.Event(), [0]
 
     def loop() -> None:
-        while time.perf_counter() < stop:
+        while not exhausted.is_set():
             with lock:
                 key, request = next(feed, (None, None))
             if request is None:
+                exhausted.set()
                 return
             clients[rendezvous(str(key), len(urls))].generate([request])
+            with lock:
+                finished[0] += 1
 
     threads = [threading.Thread(target=loop, daemon=True) for _ in range(in_flight)]
+    before, began = sim_stats(urls), time.perf_counter()
     for thread in threads:
         thread.start()
-    time.sleep(warmup_s)
-    before, began = sim_stats(urls), time.perf_counter()
-    time.sleep(seconds)
-    moved, wall = delta(sim_stats(urls), before), time.perf_counter() - began
+    exhausted.wait(seconds)
+    exhausted.set()  # the window is over: threads finish the request they hold and stop
+    moved, wall, done = delta(sim_stats(urls), before), time.perf_counter() - began, finished[0]
     for thread in threads:
         thread.join(timeout=120)
     for client in clients:
         client.close()
-    return {"utilization": moved["busy_slot_s"] / moved["available_slot_s"], "decisions_per_s": moved["requests"] / wall,
-            "in_flight": in_flight, "wall_s": round(wall, 2)}
+    return {"utilization": moved["busy_slot_s"] / moved["available_slot_s"], "decisions_per_s": done / wall,
+            "decisions": done, "in_flight": in_flight, "wall_s": round(wall, 2)}

@@ -81,7 +81,8 @@ def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float) 
             sink.close()
     if d1 == d0:
         raise RuntimeError(f"the worker decided nothing in {t1 - t0:.0f} s: {'; '.join(problems.seen) or 'no log'}")
-    return {"sim": delta(after, before), "decisions": d1 - d0, "wall_s": t1 - t0, "cpu_s": cpu1 - cpu0,
+    return {"sim": delta(after, before), "decisions": d1 - d0, "decided_total": d1, "wall_s": t1 - t0,
+            "cpu_s": cpu1 - cpu0,
             "slots": slots, "replicas": WORKER_REPLICAS}
 
 
@@ -149,14 +150,15 @@ def peak_decisions_per_s(sim: dict[str, float], replicas: int, config: SimConfig
 
 
 def run(events: int = 2000, window_s: float = 60.0, baseline_window_s: float = 45.0, prefix_replicas: int = 4,
-        prefix_requests: int | None = None, ceiling_s: float = 10.0) -> Result:
+        prefix_requests: int | None = None, ceiling_s: float = 60.0) -> Result:
     settings, config = overhead.bench_settings(), SimConfig()
     records = backlog_records(events)
     items = item_count(records, settings)
     current = worker_phase(records, items, window_s)
     baseline = baseline_phase(records, baseline_window_s)
     requests = rendered_requests(records, settings, estimate_tokens, overhead.max_prompt_tokens(settings))
-    ceiling = ceiling_phase(requests, ceiling_s)
+    # The ceiling feeds the slice of the backlog the worker decided (plus one window), so both see the same prompts.
+    ceiling = ceiling_phase(requests[:current["decided_total"] + current["slots"]], ceiling_s)
     requests = requests[:prefix_requests] if prefix_requests else requests
     affinity = prefix_hit_rate(requests, prefix_replicas, "affinity", settings.max_new_tokens)
     scattered = prefix_hit_rate(requests, prefix_replicas, "random", settings.max_new_tokens)
@@ -183,7 +185,8 @@ def run(events: int = 2000, window_s: float = 60.0, baseline_window_s: float = 4
         f"prefix-cache hit rate over {len(requests):,} prompts on {prefix_replicas} replicas: affinity by agent and "
         f"subject {affinity['hit_rate']:.1%}, random replica {scattered['hit_rate']:.1%} (PROVISIONAL: replicas chosen "
         "by the benchmark, not yet by the runtime's router)",
-        f"ceiling: a client keeping all {ceiling['in_flight']} slots busy with the same prompts gets utilization "
+        f"ceiling: a client keeping all {ceiling['in_flight']} slots busy with the same {ceiling['decisions']} prompts "
+        f"gets utilization "
         f"{ceiling['utilization']:.1%} at {peak:.2f} decisions/s (the model-only estimate for this run's prompt mix: "
         f"{peak_decisions_per_s(sim, current['replicas'], config):.2f}/s)",
         f"runtime CPU {cpu_per_decision * 1000:.2f} ms per decision (worker process, simulator in its own process) x "
