@@ -31,6 +31,8 @@ def test_nearest_rank_percentiles() -> None:
     values = [float(v) for v in range(1, 101)]  # 1..100
     assert (fig.percentile(values, 50), fig.percentile(values, 99), fig.percentile(values, 100)) == (50.0, 99.0, 100.0)
     assert fig.percentile([7.0, 1.0, 3.0], 50) == 3.0 and fig.percentile([5.0], 99) == 5.0
+    assert fig.percentile([5.0, 4.0, 3.0, 2.0, 1.0], 50) == 3.0  # rank ceil(2.5) = 3, the median
+    assert fig.percentile([float(v) for v in range(1, 11)], 95) == 10.0  # rank ceil(9.5) = 10
     assert fig.percentile([], 50) is None
     with pytest.raises(ValueError):
         fig.percentile([1.0], 0)
