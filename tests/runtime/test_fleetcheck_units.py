@@ -109,7 +109,7 @@ class RefusingKinesis:
     def __init__(self) -> None:
         self.calls: list[list[dict[str, Any]]] = []
 
-    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append(Records)
         out = [{"SequenceNumber": f"{len(self.calls)}-{i}", "ShardId": "shardId-000000000000"} for i in range(len(Records))]
         if len(self.calls) == 1:
