@@ -14,9 +14,12 @@ import pytest
 from agentfleet.entrypoints import fleetcheck
 from agentfleet.entrypoints import fleetcheck_events as ev
 from agentfleet.entrypoints import fleetcheck_figures as fig
+from agentfleet.entrypoints.fleetcheck_aws import wait_for_decisions
 from agentfleet.ingest.adapters import decode
 from agentfleet.spec.catalog import ConfigError, parse_agents
+from agentfleet.ops.ddb import to_item
 from agentfleet.spec.events import Event, validate_document
+from agentfleet.spec.tables import index_key
 
 AGENTS = parse_agents([
     {"name": "triage", "system_prompt": "p", "subscribes_to": ["ci.*"], "allowed_actions": ["notify", "ignore"]},
@@ -137,3 +140,42 @@ def test_bad_flags_are_refused(argv: list[str], words: str, capsys: pytest.Captu
 
 def test_stack_prefix_is_the_fleet_name() -> None:
     assert fleetcheck.parse_args(["--stack-prefix", "team-a"]).fleet_name == "team-a"
+
+
+class AuditIndex:
+    """The audit table's by_kind_bucket index as Query answers it: `visible` decisions so far, one
+    page per bucket, only the decision kind (what act/audit.list_kind asks for)."""
+
+    def __init__(self, decisions: list[dict[str, Any]]) -> None:
+        self.decisions, self.visible, self.queries = decisions, 0, 0
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        self.queries += 1
+        bucket = kwargs["ExpressionAttributeValues"][":b"]["S"]
+        items = [to_item({**d, "kind_bucket": index_key("decision", d["pk"])["kind_bucket"]})
+                 for d in self.decisions[:self.visible]]
+        return {"Items": [i for i in items if i["kind_bucket"]["S"] == bucket]}
+
+
+def _decision(event_id: str, agent: str) -> dict[str, Any]:
+    return {"pk": f"decision#{event_id}-{agent}", "decision_id": f"{event_id}-{agent}", "agent": agent,
+            "event_ids": [event_id], "at": "2026-12-01T00:00:01.000Z"}
+
+
+def test_waiting_ends_when_every_pair_is_decided_or_at_the_timeout() -> None:
+    expected = {("e1", "triage"), ("e1", "watcher"), ("e2", "alarms")}
+    index = AuditIndex([_decision("e1", "triage"), _decision("other-run", "triage"), _decision("e1", "watcher"),
+                        _decision("e2", "alarms")])
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:  # each poll, one more decision becomes visible
+        now[0] += seconds
+        index.visible += 1
+
+    found = wait_for_decisions(index, "audit", expected, "2026-12-01T00:00:00.000Z", 60.0, poll_s=2.0,
+                               clock=lambda: now[0], sleep=sleep)
+    assert set(found) == expected and now[0] == 8.0  # all four visible after four polls; other-run ignored
+    index.visible, now[0] = 1, 0.0
+    partial = wait_for_decisions(index, "audit", expected, "2026-12-01T00:00:00.000Z", 3.0, poll_s=2.0,
+                                 clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert set(partial) == {("e1", "triage")} and now[0] == 3.0  # gave up at the timeout with what it had

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from agentfleet.entrypoints import fleetcheck_aws as aws
 from agentfleet.entrypoints import fleetcheck_events as events
 from agentfleet.entrypoints import fleetcheck_figures as figures
@@ -162,13 +164,17 @@ def parse_args(argv: list[str] | None = None) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """0 when every (event, agent) pair was decided in time, 1 when some were not, 2 on bad configuration."""
+    """0 when every (event, agent) pair was decided in time, 1 when some were not, 2 on bad configuration
+    or a failed AWS call."""
     logs.configure("WARNING")
     opts = parse_args(argv)
     try:
         doc = run(opts)
     except ConfigError as exc:
         sys.stderr.write(f"fleet check: {exc}\n")
+        return 2
+    except (BotoCoreError, ClientError) as exc:  # no credentials, access denied, no such stream or table
+        sys.stderr.write(f"fleet check: an AWS call failed: {exc}\n")
         return 2
     sys.stdout.write(figures.table(doc) + f"\nwrote {opts.out / 'report.json'}; throughput: {doc['throughput_file']}\n")
     return 1 if doc["missing_pairs"] else 0
