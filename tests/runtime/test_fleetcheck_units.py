@@ -16,8 +16,8 @@ from agentfleet.entrypoints import fleetcheck_events as ev
 from agentfleet.entrypoints import fleetcheck_figures as fig
 from agentfleet.entrypoints.fleetcheck_aws import wait_for_decisions
 from agentfleet.ingest.adapters import decode
-from agentfleet.spec.catalog import ConfigError, parse_agents
 from agentfleet.ops.ddb import to_item
+from agentfleet.spec.catalog import ConfigError, parse_agents
 from agentfleet.spec.events import Event, validate_document
 from agentfleet.spec.tables import index_key
 
@@ -165,7 +165,7 @@ def _decision(event_id: str, agent: str) -> dict[str, Any]:
 def test_waiting_ends_when_every_pair_is_decided_or_at_the_timeout() -> None:
     expected = {("e1", "triage"), ("e1", "watcher"), ("e2", "alarms")}
     index = AuditIndex([_decision("e1", "triage"), _decision("other-run", "triage"), _decision("e1", "watcher"),
-                        _decision("e2", "alarms")])
+                        _decision("e2", "watcher"), _decision("e2", "alarms")])  # e2 is not watcher's
     now = [0.0]
 
     def sleep(seconds: float) -> None:  # each poll, one more decision becomes visible
@@ -174,7 +174,7 @@ def test_waiting_ends_when_every_pair_is_decided_or_at_the_timeout() -> None:
 
     found = wait_for_decisions(index, "audit", expected, "2026-12-01T00:00:00.000Z", 60.0, poll_s=2.0,
                                clock=lambda: now[0], sleep=sleep)
-    assert set(found) == expected and now[0] == 8.0  # all four visible after four polls; other-run ignored
+    assert set(found) == expected and now[0] == 10.0  # all five visible after five polls; the others ignored
     index.visible, now[0] = 1, 0.0
     partial = wait_for_decisions(index, "audit", expected, "2026-12-01T00:00:00.000Z", 3.0, poll_s=2.0,
                                  clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
