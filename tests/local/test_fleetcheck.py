@@ -100,3 +100,14 @@ def test_boot_metrics_are_read_from_cloudwatch(aws_env: Emulator) -> None:
     assert got["boot_to_ready_s"] == {"boots": 3, "average": 340.0, "maximum": 600.0}
     assert (got["compile_cache_hits"], got["compile_cache_misses"]) == (2, 1)
     assert boot_metrics(cloudwatch, "fc-nothing", end=datetime.now(UTC))["boot_to_ready_s"]["boots"] == 0
+
+
+@pytest.mark.integration
+def test_a_fleet_that_is_not_deployed_is_a_clear_error(aws_env: Emulator, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code = fleetcheck.main(["--endpoint-url", aws_env.endpoint, "--fleet-name", "not-deployed", "--events", "1",
+                            "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--fleet-name 'not-deployed'" in err and "not-deployed-fleet" in err
+    assert not (tmp_path / "report.json").exists()

@@ -179,3 +179,18 @@ def test_waiting_ends_when_every_pair_is_decided_or_at_the_timeout() -> None:
     partial = wait_for_decisions(index, "audit", expected, "2026-12-01T00:00:00.000Z", 3.0, poll_s=2.0,
                                  clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     assert set(partial) == {("e1", "triage")} and now[0] == 3.0  # gave up at the timeout with what it had
+
+
+def test_the_printed_table_says_what_is_missing() -> None:
+    measured = fig.measure({"e1": 1_700_000_000.0}, [{"event_ids": ["e1"], "at": "2023-11-14T22:13:22.000Z",
+                                                       "prompt_tokens": 90, "completion_tokens": 10}], instances=1)
+    doc = {"fleet_name": "agentfleet", "region": "us-east-2", "events_sent": 1, "pairs_decided": 1, "pairs_expected": 2,
+           "missing_pairs": ["e1 watcher"], "instances_source": "Auto Scaling InService", "instance_type": "trn3.48xlarge",
+           "price_note": "no published price", "figures": fig.report(measured, price_per_hour=None, outcomes=Counter()),
+           "boot": {"hours": 24, "boot_to_ready_s": {"boots": 0, "average": None, "maximum": None},
+                    "compile_cache_hits": 0, "compile_cache_misses": 0}}
+    text = fig.table(doc)
+    assert "1/2 (event, agent) pairs decided, 1 missing" in text
+    assert "50.0 (50.0 per instance, prompt + completion)" in text  # 100 tokens over 2 s
+    assert "p50 2000.0 ms, p99 2000.0 ms" in text
+    assert "n/a: no published price" in text and "over 0 boots" in text
