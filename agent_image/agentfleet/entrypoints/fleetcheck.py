@@ -112,7 +112,6 @@ def run(opts: Options) -> dict[str, Any]:
         "last_decision_at": max((str(d["at"]) for d in decisions), default=""),
     }
     opts.out.mkdir(parents=True, exist_ok=True)
-    (opts.out / "report.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     doc["throughput_file"] = _write_throughput(opts, doc, stack, region)
     (opts.out / "report.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return doc
