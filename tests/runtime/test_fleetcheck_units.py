@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
+from agentfleet.act.dispatch import decision_id
 from agentfleet.entrypoints import fleetcheck
 from agentfleet.entrypoints import fleetcheck_events as ev
 from agentfleet.entrypoints import fleetcheck_figures as fig
-from agentfleet.entrypoints.fleetcheck_aws import wait_for_decisions
+from agentfleet.entrypoints.fleetcheck_aws import decision_keys, wait_for_decisions
 from agentfleet.ingest.adapters import decode
 from agentfleet.ops.ddb import to_item
 from agentfleet.spec.catalog import ConfigError, parse_agents
 from agentfleet.spec.events import Event, validate_document
-from agentfleet.spec.tables import index_key
 
 AGENTS = parse_agents([
     {"name": "triage", "system_prompt": "p", "subscribes_to": ["ci.*"], "allowed_actions": ["notify", "ignore"]},
@@ -142,43 +142,55 @@ def test_stack_prefix_is_the_fleet_name() -> None:
     assert fleetcheck.parse_args(["--stack-prefix", "team-a"]).fleet_name == "team-a"
 
 
-class AuditIndex:
-    """The audit table's by_kind_bucket index as Query answers it: `visible` decisions so far, one
-    page per bucket, only the decision kind (what act/audit.list_kind asks for)."""
+class AuditTable:
+    """BatchGetItem as DynamoDB answers it: the stored items among the keys asked for (`visible` of the
+    stored ones so far), and the first request's last key handed back once as UnprocessedKeys."""
 
-    def __init__(self, decisions: list[dict[str, Any]]) -> None:
-        self.decisions, self.visible, self.queries = decisions, 0, 0
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items, self.visible = items, 0
+        self.requests: list[list[str]] = []
+        self.unprocessed_once = True
 
-    def query(self, **kwargs: Any) -> dict[str, Any]:
-        self.queries += 1
-        bucket = kwargs["ExpressionAttributeValues"][":b"]["S"]
-        items = [to_item({**d, "kind_bucket": index_key("decision", d["pk"])["kind_bucket"]})
-                 for d in self.decisions[:self.visible]]
-        return {"Items": [i for i in items if i["kind_bucket"]["S"] == bucket]}
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        ((table, request),) = RequestItems.items()
+        asked = [k["pk"]["S"] for k in request["Keys"]]
+        self.requests.append(asked)
+        unprocessed = {}
+        if self.unprocessed_once and len(asked) > 1:
+            self.unprocessed_once = False
+            unprocessed = {table: {"Keys": [{"pk": {"S": asked[-1]}}]}}
+            asked = asked[:-1]
+        stored = {i["pk"]: i for i in self.items[:self.visible]}
+        return {"Responses": {table: [to_item(stored[k]) for k in asked if k in stored]}, "UnprocessedKeys": unprocessed}
 
 
-def _decision(event_id: str, agent: str) -> dict[str, Any]:
-    return {"pk": f"decision#{event_id}-{agent}", "decision_id": f"{event_id}-{agent}", "agent": agent,
-            "event_ids": [event_id], "at": "2026-12-01T00:00:01.000Z"}
-
-
-def test_waiting_ends_when_every_pair_is_decided_or_at_the_timeout() -> None:
+def test_decisions_are_fetched_by_the_keys_the_runtime_gives_them() -> None:
+    sent = [ev.Sent("e1", "shardId-000000000001", "495", 1.0), ev.Sent("e2", "shardId-000000000000", "496", 1.0)]
     expected = {("e1", "triage"), ("e1", "watcher"), ("e2", "alarms")}
-    index = AuditIndex([_decision("e1", "triage"), _decision("other-run", "triage"), _decision("e1", "watcher"),
-                        _decision("e2", "watcher"), _decision("e2", "alarms")])  # e2 is not watcher's
+    keys = decision_keys(sent, expected)
+    assert keys == {f"decision#{decision_id('triage', 'shardId-000000000001', '495')}": ("e1", "triage"),
+                    f"decision#{decision_id('watcher', 'shardId-000000000001', '495')}": ("e1", "watcher"),
+                    f"decision#{decision_id('alarms', 'shardId-000000000000', '496')}": ("e2", "alarms")}
+    table = AuditTable([{"pk": pk, "agent": pair[1], "event_ids": [pair[0]]} for pk, pair in keys.items()])
     now = [0.0]
 
-    def sleep(seconds: float) -> None:  # each poll, one more decision becomes visible
+    def sleep(seconds: float) -> None:  # time passes; one more decision lands each poll
         now[0] += seconds
-        index.visible += 1
+        table.visible += 1 if seconds >= 1.0 else 0
 
-    found = wait_for_decisions(index, "audit", expected, "2026-12-01T00:00:00.000Z", 60.0, poll_s=2.0,
-                               clock=lambda: now[0], sleep=sleep)
-    assert set(found) == expected and now[0] == 10.0  # all five visible after five polls; the others ignored
-    index.visible, now[0] = 1, 0.0
-    partial = wait_for_decisions(index, "audit", expected, "2026-12-01T00:00:00.000Z", 3.0, poll_s=2.0,
-                                 clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
-    assert set(partial) == {("e1", "triage")} and now[0] == 3.0  # gave up at the timeout with what it had
+    found = wait_for_decisions(table, "audit", keys, 60.0, poll_s=2.0, clock=lambda: now[0], sleep=sleep)
+    assert set(found) == expected and now[0] == pytest.approx(6.1)  # 3 polls + one resend of an unprocessed key
+    assert [len(r) for r in table.requests] == [3, 1, 3, 2, 1]  # only keys not found yet are asked again
+
+
+def test_waiting_gives_up_at_the_timeout_with_what_it_has() -> None:
+    keys = {"decision#a": ("e1", "triage"), "decision#b": ("e2", "alarms")}
+    table = AuditTable([{"pk": "decision#a", "agent": "triage"}])
+    table.visible, table.unprocessed_once = 1, False
+    now = [0.0]
+    found = wait_for_decisions(table, "audit", keys, 5.0, poll_s=2.0, clock=lambda: now[0],
+                               sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert set(found) == {("e1", "triage")} and now[0] == 5.0
 
 
 def test_the_printed_table_says_what_is_missing() -> None:

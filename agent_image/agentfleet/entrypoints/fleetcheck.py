@@ -2,12 +2,13 @@
 
 Finds the fleet (DescribeStacks of "<fleet>-fleet" -> the SSM config document the workers read, or
 --config FILE), puts N synthetic CloudEvents for the configured agents on its stream, waits for their
-decisions in the audit table, then reports decisions/s, tokens/s per instance (prompt + completion of
-the run's decisions over the window / InService instances of the Auto Scaling group), p50/p99 latency
-(event put -> decision recorded), boot-to-ready and compile-cache hits/misses (CloudWatch, last day) and
-$/M tokens at the instance's hourly price. Writes OUT/report.json and OUT/throughput.json (the file
-`make cost ARGS="--throughput FILE"` reads). Read-only except the events it sends; the agents decide
-them as any event (the synthetic events say so, and the agents' actions and guardrails apply).
+decisions in the audit table (fetched by the keys the runtime gives them), then reports decisions/s,
+tokens/s per instance (prompt + completion of the run's decisions over the window / InService instances
+of the Auto Scaling group), p50/p99 latency (event put -> decision recorded), boot-to-ready and
+compile-cache hits/misses (CloudWatch, last day) and $/M tokens at the instance's hourly price. Writes
+OUT/report.json and OUT/throughput.json (the file `make cost ARGS="--throughput FILE"` reads). Read-only
+except the events it sends; the agents decide them as any event (the synthetic events say so, and the
+agents' actions and guardrails apply).
 --endpoint-url points every client at the local emulator (the local fleet runs the same code).
 """
 
@@ -36,9 +37,6 @@ from agentfleet.spec.catalog import ConfigError
 # The repository's price table, found by path when this runs from a checkout (the container does not
 # ship stacks/; --prices or --price-per-hour then supply the price).
 SHIPPED_PRICES = Path(__file__).resolve().parents[3] / "stacks" / "prices.json"
-# `since` for the audit query starts this long before the first put, so a worker clock a little behind
-# this machine's still finds the decisions (they are matched by event id, not by time).
-CLOCK_MARGIN_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -84,9 +82,9 @@ def run(opts: Options) -> dict[str, Any]:
     kinesis = _client("kinesis", opts)
     started = time.time()
     sent = events.put_events(kinesis, settings.stream_name, batch)
-    found = aws.wait_for_decisions(_client("dynamodb", opts), settings.audit_table, expected,
-                                   aws.iso(started - CLOCK_MARGIN_S), opts.timeout_s)
-    decisions = list({d["decision_id"]: d for items in found.values() for d in items}.values())
+    keys = aws.decision_keys(sent, expected)
+    found = aws.wait_for_decisions(_client("dynamodb", opts), settings.audit_table, keys, opts.timeout_s)
+    decisions = list(found.values())
     group = aws.in_service(_client("autoscaling", opts), settings.asg_name)
     instances = opts.instances or group.count
     instance_type = opts.instance_type or (next(iter(group.types)) if len(group.types) == 1 else "")
@@ -102,7 +100,6 @@ def run(opts: Options) -> dict[str, Any]:
         "fleet_name": settings.fleet_name, "stack": stack, "region": region, "config": config_source,
         "run_id": run_id, "started_at": aws.iso(started), "events_sent": len(sent),
         "pairs_expected": len(expected), "pairs_decided": len(found), "missing_pairs": missing[:50],
-        "duplicate_decisions": sum(len(v) - 1 for v in found.values()),
         "instances_source": "--instances" if opts.instances else "Auto Scaling InService",
         "auto_scaling": {"group": settings.asg_name, "in_service": group.count, "types": group.types,
                          "note": group.note},

@@ -8,7 +8,9 @@ API fields relied on (botocore 1.44.8 service models, botocore/data/<service>/<v
   cloudwatch GetMetricData(MetricDataQueries[].{Id, MetricStat{Metric, Period, Stat}}, StartTime, EndTime,
       NextToken) -> MetricDataResults[].{Id, Timestamps, Values}, NextToken; Period a multiple of 60
       for data older than 3 hours (MetricStat.Period documentation)
-The audit table is read as the runtime writes it: act/audit.list_kind over the by_kind_bucket index.
+  dynamodb BatchGetItem(RequestItems{table: {Keys}}) -> Responses{table: [items]}, UnprocessedKeys (same
+      shape as RequestItems, to resend); at most 100 keys per call
+Decisions are read by the keys the runtime gives them (spec/tables.audit_key + act/dispatch.decision_id).
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agentfleet.act.audit import list_kind
+from agentfleet.act.dispatch import decision_id
+from agentfleet.entrypoints.fleetcheck_events import Sent
+from agentfleet.ops import ddb
 from agentfleet.spec import metric_names
 from agentfleet.spec.catalog import ConfigError
 from agentfleet.spec.settings import Settings, load_document, resolve
-from agentfleet.spec.tables import KIND_DECISION
+from agentfleet.spec.tables import AUDIT_PK, KIND_DECISION, audit_key
 
 CONFIG_OUTPUT = "RuntimeConfigParameter"  # stacks/fleet_stack.py's CfnOutput naming the config document
 Pair = tuple[str, str]  # (event id, agent)
+# "as many as 100 items" per BatchGetItem (DynamoDB KeyList "max": 100, botocore 1.44.8 service model)
+BATCH_GET_MAX_KEYS = 100
 
 
 def fleet_stack_name(fleet_name: str) -> str:
@@ -58,28 +64,46 @@ def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def run_decisions(dynamodb: Any, table: str, expected: set[Pair], since: str) -> dict[Pair, list[dict[str, Any]]]:
-    """The decisions recorded since `since` for the expected pairs, by pair (one decision id each, normally)."""
-    found: defaultdict[Pair, list[dict[str, Any]]] = defaultdict(list)
-    for item in list_kind(dynamodb, table, KIND_DECISION, since=since):
-        for event_id in item.get("event_ids", []):
-            pair = (str(event_id), str(item.get("agent")))
-            if pair in expected:
-                found[pair].append(item)
-    return dict(found)
+def decision_keys(sent: Sequence[Sent], expected: set[Pair]) -> dict[str, Pair]:
+    """Audit key -> (event id, agent) of every decision the run waits for. The runtime names a decision
+    after its agent and stream position (act/dispatch.decision_id, the execution name that keeps an
+    action from running twice), so each is fetched by key: exact, and as cheap on a busy fleet as on an
+    idle one, unlike listing every decision in the window through the by_kind_bucket index."""
+    agents: defaultdict[str, list[str]] = defaultdict(list)
+    for event_id, agent in expected:
+        agents[event_id].append(agent)
+    return {audit_key(KIND_DECISION, decision_id(agent, s.shard_id, s.sequence_number)): (s.event_id, agent)
+            for s in sent for agent in agents.get(s.event_id, [])}
 
 
-def wait_for_decisions(dynamodb: Any, table: str, expected: set[Pair], since: str, timeout_s: float, *,
+def fetch(dynamodb: Any, table: str, keys: Sequence[str], *, sleep: Callable[[float], None] = time.sleep,
+          max_rounds: int = 8) -> list[dict[str, Any]]:
+    """The audit items that exist among `keys`: BatchGetItem, 100 keys a call, UnprocessedKeys resent."""
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_MAX_KEYS):
+        request: dict[str, Any] = {table: {"Keys": [{AUDIT_PK: {"S": k}} for k in keys[start:start + BATCH_GET_MAX_KEYS]]}}
+        for attempt in range(max_rounds):
+            response = dynamodb.batch_get_item(RequestItems=request)
+            items += [ddb.from_item(item) for item in response.get("Responses", {}).get(table, [])]
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            sleep(min(2.0, 0.1 * 2 ** attempt))
+        # keys still unprocessed after max_rounds count as not decided yet; the next poll asks again
+    return items
+
+
+def wait_for_decisions(dynamodb: Any, table: str, keys: dict[str, Pair], timeout_s: float, *,
                        poll_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                       sleep: Callable[[float], None] = time.sleep,
-                       on_poll: Callable[[int], None] | None = None) -> dict[Pair, list[dict[str, Any]]]:
-    """Poll the audit table until every expected pair has a decision or `timeout_s` passes."""
+                       sleep: Callable[[float], None] = time.sleep) -> dict[Pair, dict[str, Any]]:
+    """Poll the audit table for the keys not found yet until all are there or `timeout_s` passes."""
     deadline = clock() + timeout_s
+    found: dict[Pair, dict[str, Any]] = {}
     while True:
-        found = run_decisions(dynamodb, table, expected, since)
-        if on_poll:
-            on_poll(len(found))
-        if len(found) >= len(expected) or clock() >= deadline:
+        pending = [k for k, pair in keys.items() if pair not in found]
+        for item in fetch(dynamodb, table, pending, sleep=sleep):
+            found[keys[str(item[AUDIT_PK])]] = item
+        if len(found) >= len(keys) or clock() >= deadline:
             return found
         sleep(min(poll_s, max(0.0, deadline - clock())))
 
