@@ -15,7 +15,7 @@ from agentfleet.act.dispatch import decision_id
 from agentfleet.entrypoints import fleetcheck
 from agentfleet.entrypoints import fleetcheck_events as ev
 from agentfleet.entrypoints import fleetcheck_figures as fig
-from agentfleet.entrypoints.fleetcheck_aws import decision_keys, wait_for_decisions
+from agentfleet.entrypoints.fleetcheck_aws import decision_keys, in_service, wait_for_decisions
 from agentfleet.ingest.adapters import decode
 from agentfleet.ops.ddb import to_item
 from agentfleet.spec.catalog import ConfigError, parse_agents
@@ -206,3 +206,21 @@ def test_the_printed_table_says_what_is_missing() -> None:
     assert "50.0 (50.0 per instance, prompt + completion)" in text  # 100 tokens over 2 s
     assert "p50 2000.0 ms, p99 2000.0 ms" in text
     assert "n/a: no published price" in text and "over 0 boots" in text
+
+
+class Groups:
+    def __init__(self, instances: list[dict[str, str]]) -> None:
+        self.instances = instances
+
+    def describe_auto_scaling_groups(self, AutoScalingGroupNames: list[str]) -> dict[str, Any]:
+        return {"AutoScalingGroups": [{"AutoScalingGroupName": AutoScalingGroupNames[0], "Instances": self.instances}]}
+
+
+def test_only_in_service_instances_count_and_their_types_are_known() -> None:
+    got = in_service(Groups([{"InstanceType": "trn2.48xlarge", "LifecycleState": "InService"},
+                             {"InstanceType": "trn2.48xlarge", "LifecycleState": "Pending:Wait"},
+                             {"InstanceType": "trn3.48xlarge", "LifecycleState": "InService"},
+                             {"InstanceType": "", "LifecycleState": "InService"}]), "g")
+    assert (got.count, got.types) == (3, {"trn2.48xlarge": 1, "trn3.48xlarge": 1})
+    assert got.note == "1 InService instances report no InstanceType"
+    assert in_service(Groups([]), "").note.startswith("the config document names no Auto Scaling group")

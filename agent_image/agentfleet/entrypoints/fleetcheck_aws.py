@@ -124,7 +124,9 @@ def in_service(autoscaling: Any, group: str) -> InService:
     if not groups:
         return InService(0, {}, f"Auto Scaling group {group!r} not found")
     serving = [i for i in groups[0].get("Instances", []) if i.get("LifecycleState") == "InService"]
-    return InService(len(serving), dict(Counter(str(i.get("InstanceType", "")) for i in serving)))
+    types = Counter(str(i.get("InstanceType") or "") for i in serving)
+    untyped = types.pop("", 0)  # the emulator leaves InstanceType empty in a mixed-instances group
+    return InService(len(serving), dict(types), f"{untyped} InService instances report no InstanceType" if untyped else "")
 
 
 _QUERIES = {  # id -> (metric, statistic)
