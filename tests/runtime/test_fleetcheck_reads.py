@@ -1,17 +1,21 @@
 """The fleet check's reads, against fakes shaped like the service answers (botocore 1.44.8 models):
 decisions fetched by the keys the runtime gives them (BatchGetItem with UnprocessedKeys resent, only
-pending keys asked again, a timeout), and the Auto Scaling group's InService instances."""
+pending keys asked again, a timeout), the Auto Scaling group's InService instances, and the config
+document found through the fleet stack's output."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agentfleet.act.dispatch import decision_id
 from agentfleet.entrypoints import fleetcheck_events as ev
-from agentfleet.entrypoints.fleetcheck_aws import decision_keys, in_service, wait_for_decisions
+from agentfleet.entrypoints.fleetcheck_aws import decision_keys, in_service, resolve_settings, wait_for_decisions
 from agentfleet.ops.ddb import to_item
+from agentfleet.spec.catalog import ConfigError
 
 
 class AuditTable:
@@ -81,3 +85,34 @@ def test_only_in_service_instances_count_and_their_types_are_known() -> None:
     assert (got.count, got.types) == (3, {"trn2.48xlarge": 1, "trn3.48xlarge": 1})
     assert got.note == "1 InService instances report no InstanceType"
     assert in_service(Groups([]), "").note.startswith("the config document names no Auto Scaling group")
+
+
+AGENT = {"name": "triage", "system_prompt": "p", "subscribes_to": ["ci.*"], "allowed_actions": ["ignore"]}
+
+
+class Stacks:
+    def __init__(self, outputs: dict[str, str]) -> None:
+        self.outputs = outputs
+        self.asked: list[str] = []
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        self.asked.append(StackName)
+        return {"Stacks": [{"Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]}]}
+
+
+class Parameters:
+    def get_parameter(self, Name: str) -> dict[str, Any]:
+        doc = {"fleet_name": "team-a", "stream_name": "s", "audit_table": "t", "agents": [AGENT]}
+        return {"Parameter": {"Name": Name, "Value": json.dumps(doc)}}
+
+
+def test_the_config_document_comes_from_the_fleet_stack_or_a_file(tmp_path: Path) -> None:
+    cfn = Stacks({"RuntimeConfigParameter": "/agentfleet/team-a/runtime-config", "StreamName": "x"})
+    settings, where = resolve_settings(cfn, Parameters(), "team-a")
+    assert cfn.asked == ["team-a-fleet"] and where.startswith("ssm:/agentfleet/team-a/runtime-config")
+    assert (settings.fleet_name, settings.audit_table, [a.name for a in settings.agents]) == ("team-a", "t", ["triage"])
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"stream_name": "local", "agents": [AGENT]}))
+    assert resolve_settings(None, None, "ignored", str(path))[0].stream_name == "local"
+    with pytest.raises(ConfigError, match="no output RuntimeConfigParameter"):
+        resolve_settings(Stacks({"StreamName": "x"}), Parameters(), "team-a")
