@@ -44,6 +44,11 @@ class Settings:
     engine: str = "transformers-cpu"  # transformers-cpu | optimum-neuron | vllm-neuron | openai-http
     openai_base_url: str = ""  # for engine openai-http
     batch_size: int = 8
+    # Per model replica: the most sequences one vLLM server runs at once (`vllm serve --max-num-seqs`).
+    max_num_seqs: int = 8
+    # Replicas per instance = logical NeuronCores / tensor_parallel_degree. 0 = unknown: the boot fills
+    # it from the compatibility matrix (instance type via IMDS), else counts cores with neuron-ls.
+    logical_cores: int = 0
     sequence_length: int = 1024
     max_new_tokens: int = 96
     tensor_parallel_degree: int = 1
