@@ -143,10 +143,11 @@ class VllmNeuronEngine:
     weights_for_compile = True
     weights_for_load = True
 
-    def __init__(self, settings: Settings, client_factory: ClientFactory = _openai_client) -> None:
+    def __init__(self, settings: Settings, client_factory: ClientFactory = _openai_client,
+                 supervise_poll_s: float = 5.0) -> None:
         if settings.compile_timeout_seconds < 1:
             raise ValueError(f"compile_timeout_seconds must be >= 1, got {settings.compile_timeout_seconds}")
-        self.settings, self.client_factory = settings, client_factory
+        self.settings, self.client_factory, self.supervise_poll_s = settings, client_factory, supervise_poll_s
         self._compiled: VllmServer | None = None  # the server that compiled, kept to serve
 
     def versions(self) -> tuple[str, str]:
@@ -194,7 +195,8 @@ class VllmNeuronEngine:
             server.stop()
             server = None
         replicas = ReplicaSet(lambda i: self._start(artifact_dir, weights, cache_only=True, index=i),
-                              replica_count(self.settings), ready_timeout_s=self.settings.compile_timeout_seconds)
+                              replica_count(self.settings), ready_timeout_s=self.settings.compile_timeout_seconds,
+                              poll_s=self.supervise_poll_s)
         if server is not None:
             replicas.adopt(0, server)
         replicas.start_all()  # stops every replica on failure
