@@ -45,14 +45,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from agentfleet.ops import logs
 from agentfleet.serve.boot import device_health
 from agentfleet.serve.boot.replicas import ReplicaSet, core_range, visible_cores
+from agentfleet.serve.boot.vllm_backend import VllmNeuronBackend
 from agentfleet.serve.boot.vllm_server import READY_TIMEOUT_ENV, VllmServer, free_port
-from agentfleet.serve.model.base import GenerationRequest, GenerationResult, Message, ModelBackend
+from agentfleet.serve.model.base import ModelBackend
 from agentfleet.spec.settings import Settings
 
 log = logs.get(__name__)
@@ -210,48 +211,3 @@ class VllmNeuronEngine:
         replicas.on_change = set_live
         replicas.supervise()
         return VllmNeuronBackend(replicas, client)
-
-
-class VllmNeuronBackend:
-    """A ModelBackend over the local vLLM replicas; requests go through the OpenAI-compatible client."""
-
-    name = "vllm-neuron"
-
-    def __init__(self, replicas: ReplicaSet, client: ModelBackend) -> None:
-        self.replicas, self.client = replicas, client
-        self.model_id = client.model_id
-        self.batch_size = client.batch_size
-        self.max_prompt_tokens = client.max_prompt_tokens
-
-    @property
-    def server(self) -> VllmServer:
-        """Replica 0's server (the one that compiled)."""
-        server = self.replicas.servers[0]
-        assert server is not None
-        return server
-
-    @property
-    def slots(self) -> int:
-        return int(getattr(self.client, "slots", self.batch_size))
-
-    def replica_load(self) -> list[tuple[int, int]]:
-        return list(getattr(self.client, "replica_load", lambda: [])())
-
-    def prefix_cache_hit_rate(self) -> list[float | None]:
-        return list(getattr(self.client, "prefix_cache_hit_rate", lambda: [])())
-
-    def count_tokens(self, text: str) -> int:
-        return self.client.count_tokens(text)
-
-    def count_messages(self, messages: Sequence[Message]) -> int:
-        return int(self.client.count_messages(messages))  # type: ignore[attr-defined]
-
-    def generate(self, requests: Sequence[GenerationRequest]) -> GenerationResult:
-        return self.client.generate(requests)
-
-    def close(self) -> None:
-        """At shutdown: stop every replica's process group; cores need not be free for a process that exits."""
-        try:
-            self.client.close()
-        finally:
-            self.replicas.stop(wait_for_cores=False)
