@@ -145,3 +145,15 @@ def test_cpu_backend_renders_messages_with_the_plain_rendering_and_counts_them(b
     assert plain_render(messages) == text and backend.count_messages(messages) == backend.count_tokens(text)
     out = backend.generate([GenerationRequest("", AGENT.allowed_actions, "ci-triage", messages)])
     assert out.prompt_tokens[0] == backend.count_tokens(text) + 1, "BOS once"
+
+
+def test_request_for_uses_chat_where_the_backend_counts_messages(backend: TransformersBackend) -> None:
+    from agentfleet.decide.prompt import request_for
+
+    events = [{"id": "e1", "type": "ci.failed", "subject": "repo/api", "payload": {}}]
+    chat = request_for(AGENT, events, [], [], backend, subject="repo/api")
+    assert chat.affinity_key == "ci-triage/repo/api" and [r for r, _ in chat.messages] == ["system", "user"]
+    assert chat.prompt == plain_render(chat.messages)
+    text_only = type("TextOnly", (), {"count_tokens": backend.count_tokens, "max_prompt_tokens": 500})()
+    plain = request_for(AGENT, events, [], [], text_only)  # type: ignore[arg-type]
+    assert plain.messages == () and plain.affinity_key == "ci-triage" and plain.prompt == chat.prompt

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentfleet.ops import logs
+from agentfleet.serve.model.base import GenerationRequest, ModelBackend
 from agentfleet.spec.catalog import ACTION_CATALOG, AgentSpec
 
 _LOG = logs.get(__name__)
@@ -181,3 +182,26 @@ def _fit(
             extra={"agent": agent.name, "events": len(events), "payload_chars": lo, "budget": max_prompt_tokens},
         )
     return prompt
+
+
+def request_for(
+    agent: AgentSpec,
+    events: Sequence[Mapping[str, Any]],
+    observations: Sequence[Mapping[str, Any]],
+    past_decisions: Sequence[Mapping[str, Any]],
+    backend: ModelBackend,
+    *,
+    subject: str = "",
+) -> GenerationRequest:
+    """The GenerationRequest for one (agent, subject): chat messages fitted with the backend's chat template
+    when it counts them (`count_messages`), else the text prompt; the affinity key is agent/subject, so
+    one pair keeps its replica (and that replica's cached prefix) while an agent's subjects spread out."""
+    count_messages = getattr(backend, "count_messages", None)
+    key = f"{agent.name}/{subject}" if subject else agent.name
+    if count_messages is None:
+        prompt = build_prompt(agent, events, observations, past_decisions, backend.count_tokens,
+                              backend.max_prompt_tokens)
+        return GenerationRequest(prompt, agent.allowed_actions, affinity_key=key)
+    messages = build_messages(agent, events, observations, past_decisions, count_messages, backend.max_prompt_tokens)
+    return GenerationRequest("".join(content for _, content in messages), agent.allowed_actions,
+                             affinity_key=key, messages=messages)
