@@ -110,3 +110,22 @@ def test_the_instance_is_unhealthy_only_when_no_replica_serves() -> None:
     finally:
         stop.set()
         health.stop()
+
+
+def test_replica_count_from_the_matrix_else_neuron_ls() -> None:
+    from agentfleet.serve.boot.device_health import Devices
+    from agentfleet.serve.boot.load import resolve_target
+    from agentfleet.serve.boot.vllm_neuron import replica_count
+
+    def imds(instance_type: str) -> Any:
+        return types.SimpleNamespace(instance_type=lambda: instance_type)
+
+    auto = Settings(instance_family="auto", engine="auto", tensor_parallel_degree=4)
+    assert resolve_target(auto, imds("trn2.48xlarge")).replicas == 16
+    assert resolve_target(auto, imds("trn3.48xlarge")).replicas == 0, "cores unknown: counted at load"
+    assert resolve_target(Settings(instance_family="auto", engine="auto", replicas=2), imds("trn2.48xlarge")).replicas == 2
+    assert replica_count(Settings(replicas=3)) == 3
+    eight = Devices(count=8, cores=64, holders=())
+    assert replica_count(Settings(tensor_parallel_degree=4), lambda: eight) == 16
+    one = Devices(count=1, cores=8, holders=())
+    assert replica_count(Settings(tensor_parallel_degree=2), lambda: one) == 1, "single-chip types get one replica"
