@@ -5,8 +5,8 @@ chat template; a request with only a `prompt` goes to POST /v1/completions. Whic
 the ReplicaRouter's choice (serve/model/routing.py: consistent hashing of the request's affinity key over
 the live replicas, or random). vLLM's ChatCompletionRequest takes the same `structured_outputs` field as
 completions, and its `add_special_tokens` defaults to False because "the chat template takes care of
-adding the special tokens" (vllm-project/vllm vllm/entrypoints/openai/chat_completion/protocol.py, stored
-main-branch commit read 2026-12-01; 0.24.0 tag UNVERIFIED), so a chat prompt is counted as the template's
+adding the special tokens" (vllm-project/vllm vllm/entrypoints/openai/chat_completion/protocol.py,
+main-branch commit 002032e read 2026-12-01; 0.24.0 tag UNVERIFIED), so a chat prompt is counted as the template's
 tokens, BOS once (`count_messages`). `chat_template_kwargs` is passed through (Qwen3: enable_thinking).
 
 Guided decoding uses vLLM's structured-output request field. vLLM >= 0.12 accepts only

@@ -2,7 +2,7 @@
 
 vLLM declares `Counter(name="vllm:prefix_cache_queries")` ("Prefix cache queries, in terms of number of
 queried tokens") and `Counter(name="vllm:prefix_cache_hits")` ("... number of cached tokens") in
-vllm-project/vllm vllm/v1/metrics/loggers.py (PrometheusStatLogger; read at a stored main-branch commit
+vllm-project/vllm vllm/v1/metrics/loggers.py (PrometheusStatLogger; read at stored commit 005a810,
 2026-12-01, whether the 0.24.0 tag has the same literals is UNVERIFIED). prometheus_client exposes a
 Counter with `_total` appended, and labels it per engine (model_name, engine), so both spellings are read
 and every label set is summed. A server that exposes neither gives None (no hit rate, never a guess).
