@@ -38,6 +38,7 @@ class FleetConfig:
     model_architecture: str
     serving_engine: str
     batch_size: int
+    max_num_seqs: int
     sequence_length: int
     max_new_tokens: int
     tensor_parallel_degree: int
@@ -121,7 +122,7 @@ class FleetConfig:
     def _validate(self) -> None:
         if not _FLEET_NAME.match(self.fleet_name):
             raise ConfigError(f"fleet_name must match {_FLEET_NAME.pattern}, got {self.fleet_name!r}")
-        for key in ("batch_size", "sequence_length", "max_new_tokens", "tensor_parallel_degree",
+        for key in ("batch_size", "max_num_seqs", "sequence_length", "max_new_tokens", "tensor_parallel_degree",
                     "root_volume_gib", "health_check_grace_minutes", "default_instance_warmup_minutes",
                     "backlog_target_per_instance",
                     "memory_ttl_days", "memory_max_items", "approval_timeout_minutes",
@@ -180,6 +181,7 @@ class FleetConfig:
             "model_id": self.model_id,
             "model_revision": self.model_revision,
             "batch_size": self.batch_size,
+            "max_num_seqs": self.max_num_seqs,
             "sequence_length": self.sequence_length,
             "max_new_tokens": self.max_new_tokens,
             "tensor_parallel_degree": self.tensor_parallel_degree,
