@@ -92,7 +92,10 @@ def state_machines_run_as(path: str) -> None:
 
 
 if __name__ == "__main__":
+    from agentfleet.local import sfn_http
+
     make_writes_atomic()
+    sfn_http.install(os.environ.get("AGENTFLEET_STATE_MACHINE_KEY"))
     if os.environ.get("AGENTFLEET_STATE_MACHINE_KEY"):
         state_machines_run_as(os.environ["AGENTFLEET_STATE_MACHINE_KEY"])
     if os.environ.get("AGENTFLEET_DENIED_LOG"):
