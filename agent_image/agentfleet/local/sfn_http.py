@@ -153,7 +153,12 @@ def install(states_key: str | None = None) -> None:
         sfn_http_auth._STATES_KEY[:] = [states_key]
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_factory
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
@@ -164,6 +169,21 @@ def install(states_key: str | None = None) -> None:
     if getattr(state_task_service_factory.state_task_service_for, "_agentfleet_http", False):
         return
     real = state_task_service_factory.state_task_service_for
+    # moto parses any "States."-prefixed name outside its own list as a custom name and refuses it
+    # (custom_error_name.py), so Retry/Catch on "States.Http.StatusCode.429" would not even parse.
+    custom_init = CustomErrorName.__init__
+
+    def allow_http_names(self: Any, error_name: str | None) -> None:
+        if error_name is not None and error_name.startswith("States.Http."):
+            ErrorName.__init__(self, error_name=error_name)
+        else:
+            custom_init(self, error_name)
+
+    CustomErrorName.__init__ = allow_http_names  # type: ignore[method-assign]
+
+    def error_name(name: str) -> Any:
+        return StatesErrorName(StatesErrorNameType.StatesRuntime) if name == "States.Runtime" \
+            else CustomErrorName(name)
 
     class HttpTask(StateTaskServiceCallback):
         """arn:aws:states:::http:invoke, request-response only."""
@@ -181,7 +201,7 @@ def install(states_key: str | None = None) -> None:
                 env.stack.append(invoke(normalised_parameters, resource_runtime_part.region, machine))
             except Refused as exc:
                 raise FailureEventException(failure_event=FailureEvent(
-                    env=env, error_name=CustomErrorName(exc.error), event_type=HistoryEventType.TaskFailed,
+                    env=env, error_name=error_name(exc.error), event_type=HistoryEventType.TaskFailed,
                     event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(  # type: ignore[typeddict-item]
                         error=exc.error, cause=exc.cause, resource=self._get_sfn_resource(),
                         resourceType=self._get_sfn_resource_type())))) from exc
