@@ -7,7 +7,7 @@ Routes (answers copied from each service's documentation, see sink_targets):
   POST /chat/slack                    an SNS HTTP subscription standing in for a Slack channel of Amazon Q
                                       Developer in chat applications (AWS Chatbot): each Notification's
                                       Message must be a custom notification, else it is recorded rejected
-  POST /hooks/{name}                  a generic webhook: 200, recorded
+  POST /hooks/{name}                  a generic webhook: 200, recorded (GET too, for a loopback SubscribeURL)
 Anything else answers 404 and is recorded rejected.
 
 SNS: moto 5.2.5 delivers to http(s) subscriptions synchronously during Publish, as a JSON body with
@@ -109,7 +109,7 @@ class HttpSink:
         if route == SLACK_PATH:
             return self._slack(method, headers, body)
         hook = _HOOK.match(route)
-        if hook and method == "POST":
+        if hook and method in ("POST", "GET"):  # GET too: a loopback SubscribeURL can point here
             return Verdict("webhook", 200, {"ok": True}, True, extra={"hook": hook.group("name")})
         for pattern, target, handler in ROUTES:
             match = pattern.match(route)
@@ -141,8 +141,11 @@ class HttpSink:
         if host not in ("127.0.0.1", "localhost"):
             return Verdict("slack", 200, {"ok": True}, False, f"SubscribeURL {url!r} is not on loopback",
                            extra={"kind": "subscription"})
-        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback only, checked above
-            ok = answer.status // 100 == 2
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback only, checked above
+                ok = answer.status // 100 == 2
+        except OSError:  # HTTPError (non-2xx) included
+            ok = False
         return Verdict("slack", 200, {"ok": True}, ok, "" if ok else "SubscribeURL refused",
                        extra={"kind": "subscription"})
 
