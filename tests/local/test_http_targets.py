@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -178,6 +180,49 @@ def test_a_generic_webhook_gets_query_and_header_parameters(iam_emulator: Emulat
     assert seen["path"] == "/hooks/deploy?env=prod&team=sre"
     assert seen["headers"]["x-api-key"] == http_sink.fingerprint("k-123")
     assert seen["headers"]["content-type"] == "application/x-www-form-urlencoded"
+
+
+class _TokenEndpoint(BaseHTTPRequestHandler):
+    """An OAuth client-credentials token endpoint (RFC 6749 section 4.4) that counts what it issued."""
+
+    issued: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        expected = "Basic " + base64.b64encode(b"client-1:shh").decode()
+        ok = self.headers.get("Authorization") == expected
+        body = json.dumps({"access_token": f"tok-{len(self.issued) + 1}", "token_type": "Bearer",
+                           "expires_in": 3600} if ok else {"error": "invalid_client"}).encode()
+        if ok:
+            self.issued.append(f"tok-{len(self.issued) + 1}")
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_an_oauth_connection_fetches_a_token_once_and_sends_it(iam_emulator: Emulator, aws: Any,
+                                                               sink: http_sink.HttpSink) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenEndpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = connection(aws, "OAUTH_CLIENT_CREDENTIALS", {"OAuthParameters": {
+            "AuthorizationEndpoint": f"http://127.0.0.1:{server.server_address[1]}/oauth/token", "HttpMethod": "POST",
+            "ClientParameters": {"ClientID": "client-1", "ClientSecret": "shh"},
+            "OAuthHttpParameters": {"BodyParameters": [{"Key": "grant_type", "Value": "client_credentials"}]}}})
+        run_as(iam_emulator, aws, role_statements(conn, sink.url))
+        call = {"ApiEndpoint": sink.url + "/hooks/oauth", "Method": "POST", "RequestBody": {},
+                "Authentication": {"ConnectionArn": conn["ConnectionArn"]}}
+        assert [execute(aws, call)["status"] for _ in range(2)] == ["SUCCEEDED", "SUCCEEDED"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _TokenEndpoint.issued == ["tok-1"]  # cached for the second execution
+    sent = [r["headers"]["authorization"] for r in sink.records("webhook") if r["path"] == "/hooks/oauth"]
+    assert sent == [http_sink.fingerprint("Bearer tok-1")] * 2
 
 
 @pytest.mark.parametrize("missing", ["events:RetrieveConnectionCredentials", "secretsmanager:GetSecretValue",

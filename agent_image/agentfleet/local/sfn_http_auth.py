@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -185,6 +186,10 @@ def _oauth_token(arn: str, secret: dict[str, Any], timeout: float) -> str:
             return cached[0]
     client = secret.get("client_parameters") or {}
     extra = secret.get("o_auth_http_parameters") or {}
+    endpoint = urlsplit(str(secret.get("authorization_endpoint", "")))
+    if endpoint.scheme != "https" and not (endpoint.scheme == "http" and endpoint.hostname in ("127.0.0.1", "localhost")):
+        raise Refused("Events.ConnectionResource.AuthorizationFailed",
+                      "the authorization endpoint must be https (http only to loopback here)")
     response = requests.request(
         str(secret.get("http_method", "POST")), str(secret["authorization_endpoint"]),
         auth=(str(client.get("client_id", "")), str(client.get("client_secret", ""))),
