@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import boto3
 import pytest
 
-from agentfleet.local import http_sink, iam
+from agentfleet.local import cfn_deferred, cfn_prep, http_sink, iam
 from agentfleet.local.emulator import REGION, Emulator, Identity
 from agentfleet.local.sink_targets import Credentials
 
@@ -279,3 +279,36 @@ def test_slack_deliveries_through_sns_are_checked_against_the_chatbot_schema(
     assert [r["accepted"] for r in seen] == [True, False]
     assert seen[1]["reason"] == 'source must be "custom"; content.description is required'
     assert json.loads(seen[0]["body"]["Message"]) == good
+
+
+def test_a_connection_from_a_template_is_created_and_usable(iam_emulator: Emulator, aws: Any,
+                                                            sink: http_sink.HttpSink) -> None:
+    """The shape aws-cdk-lib 2.275 synthesizes for events.Connection + tasks.HttpInvoke (a Secrets Manager
+    dynamic reference for the key, GetAtt Arn in the definition), through cfn_prep and cfn_deferred."""
+    stack = f"t{uuid.uuid4().hex[:6]}"
+    call = {"Type": "Task", "Resource": "arn:aws:states:::http:invoke", "End": True, "Parameters": {
+        "ApiEndpoint": sink.url + "/repos/acme/shop/issues", "Method": "POST", "RequestBody": {"title": "from cfn"},
+        "Authentication": {"ConnectionArn": "@@"}}}
+    head, tail = json.dumps({"StartAt": "Call", "States": {"Call": call}}).split("@@")
+    template = {"Resources": {
+        "Tok": {"Type": "AWS::SecretsManager::Secret",
+                "Properties": {"SecretString": json.dumps({"token": f"Bearer {GITHUB_TOKEN}"})}},
+        "Gh": {"Type": "AWS::Events::Connection", "Properties": {"AuthorizationType": "API_KEY", "AuthParameters": {
+            "ApiKeyAuthParameters": {"ApiKeyName": "Authorization", "ApiKeyValue": {"Fn::Join": ["", [
+                "{{resolve:secretsmanager:", {"Ref": "Tok"}, ":SecretString:token::}}"]]}}}}},
+        "M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "RoleArn": "arn:aws:iam::123456789012:role/m",
+            "DefinitionString": {"Fn::Join": ["", [head, {"Fn::GetAtt": ["Gh", "Arn"]}, tail]]}}}}}
+    prepared = cfn_prep.prepare(template, stack, image_id="ami-local", modelled=cfn_prep.modelled_types())
+    lines = cfn_deferred.create(prepared.deferred, cfn_deferred.Resolver({}, {}, {}, stack), aws)
+    assert all("created through its API" in line for line in lines), lines
+    conn = aws("events").describe_connection(Name=f"{stack}-Gh")
+    run_as(iam_emulator, aws, role_statements(conn, sink.url))
+    sfn = aws("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=prepared.deferred[0].arn, input="{}")["executionArn"]
+    deadline = time.monotonic() + 60
+    while (done := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert done["status"] == "SUCCEEDED", (done.get("error"), done.get("cause"))
+    assert sink.records("github")[-1]["headers"]["authorization"] == http_sink.fingerprint(f"Bearer {GITHUB_TOKEN}")
