@@ -48,12 +48,12 @@ def fingerprint(value: str) -> str:
 class HttpSink:
     """The running sink: `url`, `records()`, `deliveries_by_target()`, `stop()`."""
 
-    def __init__(self, jsonl: Path | None = None, credentials: Credentials | None = None) -> None:
+    def __init__(self, jsonl: Path | None = None, credentials: Credentials | None = None, port: int = 0) -> None:
         self.credentials = credentials or Credentials()
         self.jsonl = jsonl
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-sink", daemon=True)
         self._thread.start()
 
@@ -172,9 +172,10 @@ def _handler_for(sink: HttpSink) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start(jsonl: Path | None = None, credentials: Credentials | None = None) -> HttpSink:
-    """Start the sink on a free loopback port."""
-    return HttpSink(jsonl, credentials)
+def start(jsonl: Path | None = None, credentials: Credentials | None = None, port: int = 0) -> HttpSink:
+    """Start the sink on loopback: a free port by default, or `port` (e.g. one the templates were
+    synthesized with, so the role's states:HTTPEndpoint condition names the sink)."""
+    return HttpSink(jsonl, credentials, port)
 
 
 def subscribe_slack(sns: Any, topic_arn: str, sink: HttpSink) -> str:
