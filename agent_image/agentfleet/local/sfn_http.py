@@ -11,9 +11,11 @@ HttpInvoke task that renders these Parameters):
 - Parameters: ApiEndpoint, Method, Authentication.ConnectionArn (required); Headers, QueryParameters,
   RequestBody, Transform {RequestBodyEncoding: "NONE" | "URL_ENCODED",
   RequestEncodingOptions: {ArrayFormat: BRACKETS | COMMAS | INDICES (default) | REPEAT}} (optional).
-- Output: {Headers: {name: [values]}, ResponseBody (JSON-decoded when the answer is JSON),
-  StatusCode, StatusText}.
-- A non-2xx answer fails the state with error "States.Http.StatusCode.<code>", cause = the body.
+- Output: {Headers, ResponseBody (JSON-decoded when the answer is JSON), StatusCode, StatusText}; that
+  each header's value is a list follows moto's own API Gateway task (state_task_service_api_gateway.py),
+  not a page we could read.
+- A non-2xx answer fails the state with error "States.Http.StatusCode.<code>" (the name public state
+  machines retry and catch on), cause = the response body.
 - The connection's header, query string and body parameters are merged in, the connection's values
   taking precedence (stated for API destinations in the EventBridge API reference, HttpParameters).
 - Only the request-response pattern (no .sync / .waitForTaskToken suffix).
@@ -21,7 +23,9 @@ Credentials and permissions: see sfn_http_auth.
 
 Deviations (local only): plain http:// is accepted for 127.0.0.1 and localhost, so a loopback sink can
 answer (AWS requires https); error names for connection problems (Events.ConnectionResource.*) and
-socket failures (States.Http.Socket) could not be confirmed from AWS's page text we could read.
+socket failures (States.Http.Socket) could not be confirmed from AWS's page text we could read, nor
+the list of headers a task may not set (none is refused here; the connection's win anyway). REPEAT
+sends key=a&key=b (the CDK's doc comment shows the BRACKETS form for it, which looks like a copy slip).
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ def invoke(params: dict[str, Any], region: str, state_machine_arn: str) -> dict[
     _check_endpoint(params["ApiEndpoint"])
     account = state_machine_arn.split(":")[4] if state_machine_arn.count(":") >= 5 else arn.split(":")[4]
     sfn_http_auth.authorize(account, "states:InvokeHTTPEndpoint", state_machine_arn or "*",
-                            {"states:HTTPEndpoint": params["ApiEndpoint"], "states:HTTPMethod": params["Method"]})
+                            {"states:HTTPEndpoint": params["ApiEndpoint"]})
     creds = sfn_http_auth.credentials(arn, lambda service: boto_client_for(region=region, service=service),
                                       TIMEOUT_SECONDS)
     try:
