@@ -234,14 +234,17 @@ def test_a_role_without_a_documented_permission_is_refused(iam_emulator: Emulato
     for st in statements:
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         st["Action"] = [a for a in actions if a != missing] or ["sqs:ListQueues"]
-    run_as(iam_emulator, aws, statements)
-    before = len(sink.records())
+    identity = run_as(iam_emulator, aws, statements)
+    before, refused_before = len(sink.records()), len(iam_emulator.denied())
     done = execute(aws, {"ApiEndpoint": sink.url + "/hooks/x", "Method": "POST",
                          "Authentication": {"ConnectionArn": conn["ConnectionArn"]}, "RequestBody": {}})
     assert done["status"] == "FAILED" and missing in done["cause"], (done.get("error"), done.get("cause"))
     assert done["error"] == ("States.Runtime" if missing.startswith("states:")
                              else "Events.ConnectionResource.AccessDenied")
     assert len(sink.records()) == before  # nothing was sent
+    refusals = iam_emulator.denied()[refused_before:]  # recorded where the fleet counts denied calls
+    assert [(d["action"], identity.access_key_id in d["authorization"]) for d in refusals] == [
+        (missing.split(":")[1], True)]
 
 
 def test_retry_and_catch_name_the_http_status(iam_emulator: Emulator, aws: Any, sink: http_sink.HttpSink) -> None:

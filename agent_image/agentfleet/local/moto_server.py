@@ -99,7 +99,7 @@ if __name__ == "__main__":
     from agentfleet.local import sfn_http
 
     make_writes_atomic()
-    sfn_http.install(os.environ.get("AGENTFLEET_STATE_MACHINE_KEY"))
+    sfn_http.install(os.environ.get("AGENTFLEET_STATE_MACHINE_KEY"), os.environ.get("AGENTFLEET_DENIED_LOG"))
     if os.environ.get("AGENTFLEET_STATE_MACHINE_KEY"):
         state_machines_run_as(os.environ["AGENTFLEET_STATE_MACHINE_KEY"])
     if os.environ.get("AGENTFLEET_DENIED_LOG"):

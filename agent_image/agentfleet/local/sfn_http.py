@@ -150,11 +150,14 @@ def invoke(params: dict[str, Any], region: str, state_machine_arn: str) -> dict[
     return output_of(response)
 
 
-def install(states_key: str | None = None) -> None:
+def install(states_key: str | None = None, denied_log: str | None = None) -> None:
     """Register "http" in moto's state task factory. Idempotent. `states_key`: the file naming the
-    identity state machines run as (moto_server.state_machines_run_as), for the IAM checks."""
+    identity state machines run as (moto_server.state_machines_run_as), for the IAM checks;
+    `denied_log`: where a refused permission is recorded, as moto_server records refused calls."""
     if states_key:
         sfn_http_auth._STATES_KEY[:] = [states_key]
+    if denied_log:
+        sfn_http_auth._DENIED_LOG[:] = [denied_log]
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName

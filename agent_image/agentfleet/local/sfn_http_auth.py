@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 import requests
 
 _STATES_KEY: list[str] = []  # path of the identity key file moto_server writes (see install in sfn_http)
+_DENIED_LOG: list[str] = []  # where moto_server records refused calls; refusals here go there too
+_LOG_LOCK = threading.Lock()
 _TOKENS: dict[str, tuple[str, float]] = {}  # connection ARN -> (OAuth access token, expiry on time.monotonic)
 _TOKEN_LOCK = threading.Lock()
 
@@ -119,8 +121,19 @@ def authorize(account: str, action: str, resource: str, context: dict[str, str] 
             break
         allowed = True
     if not allowed:
+        _record_refusal(action, resource)
         raise Refused("States.Runtime" if action.startswith("states:") else "Events.ConnectionResource.AccessDenied",
                       f"The state machine's role is not authorized to perform {action} on {resource}")
+
+
+def _record_refusal(action: str, resource: str) -> None:
+    """The line moto_server.record_refusals writes for a refused API call, for a refused permission check."""
+    if not _DENIED_LOG:
+        return
+    line = {"error": "AccessDeniedError", "action": action.split(":", 1)[1], "target": action,
+            "resource": resource, "authorization": f"Credential={identity_key() or 'none'} (state machine)"}
+    with _LOG_LOCK, open(_DENIED_LOG[0], "a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
 
 
 @dataclass(frozen=True)
