@@ -1,99 +1,34 @@
-"""Step Functions HTTP Tasks run in the IAM-enforced emulator and reach the loopback sink.
-
-Each test builds its own EventBridge connection and a one-state machine with the documented HTTP Task
-Parameters, runs it as an IAM user holding exactly the statements aws-cdk-lib 2.275's HttpInvoke grants
-(events:RetrieveConnectionCredentials, secretsmanager:GetSecretValue/DescribeSecret on the connection's
-secret, states:InvokeHTTPEndpoint with a states:HTTPEndpoint condition), and checks both ends.
-"""
+"""Step Functions HTTP Tasks run in the IAM-enforced emulator and reach the loopback sink: one test per
+target kind, the documented failures, and refusals of a role missing a documented permission.
+Helpers and fixtures: tests/local/http_task_helpers.py."""
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
-import boto3
 import pytest
 
-from agentfleet.local import cfn_deferred, cfn_prep, http_sink, iam
-from agentfleet.local.emulator import REGION, Emulator, Identity
-from agentfleet.local.sink_targets import Credentials
+from agentfleet.local import http_sink
+from agentfleet.local.emulator import Emulator
+from tests.local import http_task_helpers
+from tests.local.http_task_helpers import (
+    GITHUB_TOKEN,
+    JIRA_TOKEN,
+    JIRA_USER,
+    ROUTING_KEY,
+    connection,
+    execute,
+    github_setup,
+    role_statements,
+    run,
+    run_as,
+)
 
 pytestmark = pytest.mark.integration
-
-GITHUB_TOKEN = "ghp_" + "a" * 36
-JIRA_USER, JIRA_TOKEN = "bot@example.com", "jira-api-token"
-ROUTING_KEY = "R" * 32
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[http_sink.HttpSink]:
-    started = http_sink.start(credentials=Credentials(github_tokens={GITHUB_TOKEN},
-                                                      jira_basic={f"{JIRA_USER}:{JIRA_TOKEN}"},
-                                                      pagerduty_routing_keys={ROUTING_KEY}))
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def aws(iam_emulator: Emulator) -> Any:
-    env = iam_emulator.env()
-    session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=REGION)
-    return lambda service: session.client(service, endpoint_url=iam_emulator.endpoint)
-
-
-def connection(aws: Any, kind: str, auth: dict[str, Any]) -> dict[str, Any]:
-    arn = aws("events").create_connection(Name=f"c-{uuid.uuid4().hex[:8]}", AuthorizationType=kind,
-                                          AuthParameters=auth)["ConnectionArn"]
-    return aws("events").describe_connection(Name=arn.split("/")[1])
-
-
-def role_statements(conn: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
-    """aws-cdk-lib 2.275 aws-stepfunctions-tasks/lib/http/invoke.js buildTaskPolicyStatements."""
-    return [{"Effect": "Allow", "Action": "events:RetrieveConnectionCredentials", "Resource": conn["ConnectionArn"]},
-            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-             "Resource": conn["SecretArn"]},
-            {"Effect": "Allow", "Action": "states:InvokeHTTPEndpoint", "Resource": "*",
-             "Condition": {"StringLike": {"states:HTTPEndpoint": endpoint + "*"}}}]
-
-
-def run_as(emu: Emulator, aws: Any, statements: list[dict[str, Any]]) -> Identity:
-    """The state machine identity, made the way the local fleet makes it (iam.create_worker: resources of
-    services moto checks by action only are widened to "*", conditions kept)."""
-    doc = iam.PolicyDoc("HttpTask", "test", "inline", {"Version": "2012-10-17", "Statement": statements})
-    identity, _ = iam.create_worker(aws("iam"), f"sm-{uuid.uuid4().hex[:8]}", [doc])
-    emu.run_state_machines_as(identity)
-    return identity
-
-
-def execute(aws: Any, parameters: dict[str, Any], payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    return run(aws, {"StartAt": "Call", "States": {"Call": {
-        "Type": "Task", "Resource": "arn:aws:states:::http:invoke", "Parameters": parameters, "End": True}}}, payload)
-
-
-def run(aws: Any, definition: dict[str, Any], payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    sfn = aws("stepfunctions")
-    machine = sfn.create_state_machine(name=f"http-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition),
-                                       roleArn="arn:aws:iam::123456789012:role/http-task")["stateMachineArn"]
-    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps(payload or {}))["executionArn"]
-    deadline = time.monotonic() + 60
-    while (done := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the execution did not finish"
-        time.sleep(0.1)
-    return dict(done)
-
-
-def github_setup(emu: Emulator, aws: Any, sink: http_sink.HttpSink, token: str = GITHUB_TOKEN) -> dict[str, Any]:
-    conn = connection(aws, "API_KEY", {"ApiKeyAuthParameters": {"ApiKeyName": "Authorization",
-                                                                "ApiKeyValue": f"Bearer {token}"}})
-    run_as(emu, aws, role_statements(conn, sink.url))
-    return conn
+sink, aws = http_task_helpers.sink, http_task_helpers.aws  # the fixtures these tests use
 
 
 def test_a_github_issue_is_created_with_the_connections_token(iam_emulator: Emulator, aws: Any,
@@ -182,49 +117,6 @@ def test_a_generic_webhook_gets_query_and_header_parameters(iam_emulator: Emulat
     assert seen["headers"]["content-type"] == "application/x-www-form-urlencoded"
 
 
-class _TokenEndpoint(BaseHTTPRequestHandler):
-    """An OAuth client-credentials token endpoint (RFC 6749 section 4.4) that counts what it issued."""
-
-    issued: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        expected = "Basic " + base64.b64encode(b"client-1:shh").decode()
-        ok = self.headers.get("Authorization") == expected
-        body = json.dumps({"access_token": f"tok-{len(self.issued) + 1}", "token_type": "Bearer",
-                           "expires_in": 3600} if ok else {"error": "invalid_client"}).encode()
-        if ok:
-            self.issued.append(f"tok-{len(self.issued) + 1}")
-        self.send_response(200 if ok else 401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def test_an_oauth_connection_fetches_a_token_once_and_sends_it(iam_emulator: Emulator, aws: Any,
-                                                               sink: http_sink.HttpSink) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenEndpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        conn = connection(aws, "OAUTH_CLIENT_CREDENTIALS", {"OAuthParameters": {
-            "AuthorizationEndpoint": f"http://127.0.0.1:{server.server_address[1]}/oauth/token", "HttpMethod": "POST",
-            "ClientParameters": {"ClientID": "client-1", "ClientSecret": "shh"},
-            "OAuthHttpParameters": {"BodyParameters": [{"Key": "grant_type", "Value": "client_credentials"}]}}})
-        run_as(iam_emulator, aws, role_statements(conn, sink.url))
-        call = {"ApiEndpoint": sink.url + "/hooks/oauth", "Method": "POST", "RequestBody": {},
-                "Authentication": {"ConnectionArn": conn["ConnectionArn"]}}
-        assert [execute(aws, call)["status"] for _ in range(2)] == ["SUCCEEDED", "SUCCEEDED"]
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert _TokenEndpoint.issued == ["tok-1"]  # cached for the second execution
-    sent = [r["headers"]["authorization"] for r in sink.records("webhook") if r["path"] == "/hooks/oauth"]
-    assert sent == [http_sink.fingerprint("Bearer tok-1")] * 2
-
-
 @pytest.mark.parametrize("missing", ["events:RetrieveConnectionCredentials", "secretsmanager:GetSecretValue",
                                      "states:InvokeHTTPEndpoint"])
 def test_a_role_without_a_documented_permission_is_refused(iam_emulator: Emulator, aws: Any,
@@ -282,36 +174,3 @@ def test_slack_deliveries_through_sns_are_checked_against_the_chatbot_schema(
     assert [r["accepted"] for r in seen] == [True, False]
     assert seen[1]["reason"] == 'source must be "custom"; content.description is required'
     assert json.loads(seen[0]["body"]["Message"]) == good
-
-
-def test_a_connection_from_a_template_is_created_and_usable(iam_emulator: Emulator, aws: Any,
-                                                            sink: http_sink.HttpSink) -> None:
-    """The shape aws-cdk-lib 2.275 synthesizes for events.Connection + tasks.HttpInvoke (a Secrets Manager
-    dynamic reference for the key, GetAtt Arn in the definition), through cfn_prep and cfn_deferred."""
-    stack = f"t{uuid.uuid4().hex[:6]}"
-    call = {"Type": "Task", "Resource": "arn:aws:states:::http:invoke", "End": True, "Parameters": {
-        "ApiEndpoint": sink.url + "/repos/acme/shop/issues", "Method": "POST", "RequestBody": {"title": "from cfn"},
-        "Authentication": {"ConnectionArn": "@@"}}}
-    head, tail = json.dumps({"StartAt": "Call", "States": {"Call": call}}).split("@@")
-    template = {"Resources": {
-        "Tok": {"Type": "AWS::SecretsManager::Secret",
-                "Properties": {"SecretString": json.dumps({"token": f"Bearer {GITHUB_TOKEN}"})}},
-        "Gh": {"Type": "AWS::Events::Connection", "Properties": {"AuthorizationType": "API_KEY", "AuthParameters": {
-            "ApiKeyAuthParameters": {"ApiKeyName": "Authorization", "ApiKeyValue": {"Fn::Join": ["", [
-                "{{resolve:secretsmanager:", {"Ref": "Tok"}, ":SecretString:token::}}"]]}}}}},
-        "M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
-            "RoleArn": "arn:aws:iam::123456789012:role/m",
-            "DefinitionString": {"Fn::Join": ["", [head, {"Fn::GetAtt": ["Gh", "Arn"]}, tail]]}}}}}
-    prepared = cfn_prep.prepare(template, stack, image_id="ami-local", modelled=cfn_prep.modelled_types())
-    lines = cfn_deferred.create(prepared.deferred, cfn_deferred.Resolver({}, {}, {}, stack), aws)
-    assert all("created through its API" in line for line in lines), lines
-    conn = aws("events").describe_connection(Name=f"{stack}-Gh")
-    run_as(iam_emulator, aws, role_statements(conn, sink.url))
-    sfn = aws("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=prepared.deferred[0].arn, input="{}")["executionArn"]
-    deadline = time.monotonic() + 60
-    while (done := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert done["status"] == "SUCCEEDED", (done.get("error"), done.get("cause"))
-    assert sink.records("github")[-1]["headers"]["authorization"] == http_sink.fingerprint(f"Bearer {GITHUB_TOKEN}")
