@@ -21,20 +21,16 @@ from __future__ import annotations
 import fnmatch
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
+from agentfleet.local import sfn_http_oauth
 
 _STATES_KEY: list[str] = []  # path of the identity key file moto_server writes (see install in sfn_http)
 _DENIED_LOG: list[str] = []  # where moto_server records refused calls; refusals here go there too
 _LOG_LOCK = threading.Lock()
-_TOKENS: dict[str, tuple[str, float]] = {}  # connection ARN -> (OAuth access token, expiry on time.monotonic)
-_TOKEN_LOCK = threading.Lock()
 
 
 class Refused(Exception):
@@ -145,7 +141,7 @@ class Credentials:
     body: dict[str, str]
 
 
-def _params(items: Any) -> dict[str, str]:
+def params_of(items: Any) -> dict[str, str]:
     return {str(p["key"]): str(p["value"]) for p in items or [] if "key" in p}
 
 
@@ -172,7 +168,7 @@ def credentials(connection_arn: str, client: Callable[[str], Any], timeout: floa
         raise Refused("Events.ConnectionResource.AccessDenied",
                       f"Reading the connection's secret {connection.secret_arn} was refused: {exc}") from exc
     invocation = secret.get("invocation_http_parameters") or {}
-    headers = _params(invocation.get("header_parameters"))
+    headers = params_of(invocation.get("header_parameters"))
     kind = connection.authorization_type
     if kind == "API_KEY":
         headers[secret["api_key_name"]] = secret["api_key_value"]
@@ -182,42 +178,22 @@ def credentials(connection_arn: str, client: Callable[[str], Any], timeout: floa
         pair = f"{secret['username']}:{secret['password']}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
     elif kind == "OAUTH_CLIENT_CREDENTIALS":
-        headers["Authorization"] = "Bearer " + _oauth_token(connection_arn, secret, timeout)
+        headers["Authorization"] = "Bearer " + _oauth(connection_arn, secret, timeout)
     else:
         raise Refused("Events.ConnectionResource.InvalidConnectionState", f"authorization type {kind!r}")
-    return Credentials(headers, _params(invocation.get("query_string_parameters")),
-                       _params(invocation.get("body_parameters")))
+    return Credentials(headers, params_of(invocation.get("query_string_parameters")),
+                       params_of(invocation.get("body_parameters")))
 
 
-def _oauth_token(arn: str, secret: dict[str, Any], timeout: float) -> str:
-    """Client-credentials token from the connection's authorization endpoint, cached until it expires.
-    The client id/secret go as HTTP Basic (RFC 6749 section 2.3.1); the connection's OAuthHttpParameters
-    are added as given. EventBridge's exact token request is not documented in what we could read."""
-    with _TOKEN_LOCK:
-        cached = _TOKENS.get(arn)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
+def _oauth(connection_arn: str, secret: dict[str, Any], timeout: float) -> str:
     client = secret.get("client_parameters") or {}
     extra = secret.get("o_auth_http_parameters") or {}
-    endpoint = urlsplit(str(secret.get("authorization_endpoint", "")))
-    if endpoint.scheme != "https" and not (endpoint.scheme == "http" and endpoint.hostname in ("127.0.0.1", "localhost")):
-        raise Refused("Events.ConnectionResource.AuthorizationFailed",
-                      "the authorization endpoint must be https (http only to loopback here)")
-    response = requests.request(
-        str(secret.get("http_method", "POST")), str(secret["authorization_endpoint"]),
-        auth=(str(client.get("client_id", "")), str(client.get("client_secret", ""))),
-        headers=_params(extra.get("header_parameters")), params=_params(extra.get("query_string_parameters")),
-        data=_params(extra.get("body_parameters")), timeout=timeout)
+    request = sfn_http_oauth.TokenRequest(
+        str(secret.get("authorization_endpoint", "")), str(secret.get("http_method", "POST")),
+        str(client.get("client_id", "")), str(client.get("client_secret", "")),
+        params_of(extra.get("header_parameters")), params_of(extra.get("query_string_parameters")),
+        params_of(extra.get("body_parameters")))
     try:
-        answer = response.json()
-        token = str(answer["access_token"])
-    except (ValueError, KeyError, TypeError):
-        raise Refused("Events.ConnectionResource.AuthorizationFailed",
-                      f"authorization endpoint answered {response.status_code}: {response.text[:200]}") from None
-    if response.status_code // 100 != 2:
-        raise Refused("Events.ConnectionResource.AuthorizationFailed",
-                      f"authorization endpoint answered {response.status_code}")
-    expires = float(answer.get("expires_in", 3600))
-    with _TOKEN_LOCK:
-        _TOKENS[arn] = (token, time.monotonic() + max(0.0, expires - 30))
-    return token
+        return sfn_http_oauth.token(connection_arn, request, timeout)
+    except sfn_http_oauth.TokenRefused as exc:
+        raise Refused("Events.ConnectionResource.AuthorizationFailed", str(exc)) from exc
