@@ -63,10 +63,11 @@ class Deferred:
 
     def attribute(self, attr: str) -> str:
         """What `Fn::GetAtt` returns before the resource exists."""
-        if attr in ("Arn", "ArnForPolicy"):
+        if attr == "Arn":
             return self.arn
         if self.type == CONNECTION and attr == "SecretArn":
-            # The secret EventBridge manages for the connection; its name ends in a random suffix.
+            # The secret EventBridge manages for the connection (the attribute aws-cdk-lib 2.275 grants
+            # HttpInvoke's role on); its name ends in a suffix only known once it exists.
             return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:events!connection/{self.name}/*"
         return self.name
 
