@@ -94,6 +94,7 @@ def test_pagerduty_accepts_a_trigger_and_keeps_its_dedup_key(sink: http_sink.Htt
              "payload": {"summary": "s", "source": "h", "severity": "critical"}}
     assert post(sink, "/v2/enqueue", event) == (202, {"status": "success", "message": "Event processed",
                                                       "dedup_key": "disk-1"})
+    assert sink.records("pagerduty")[-1]["body"]["routing_key"] == http_sink.fingerprint(GOOD_KEY)
 
 
 def sns_notification(message: Any) -> dict[str, Any]:

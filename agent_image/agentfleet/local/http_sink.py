@@ -16,8 +16,8 @@ Content-Type text/plain, and confirms http subscriptions itself without sending 
 HTTP/S endpoint", docs.aws.amazon.com/sns/latest/dg/SendMessageToHttp.prepare.html); the sink confirms
 it by fetching SubscribeURL, but only on loopback (no other network here).
 
-Every request is recorded (target, path, status, accepted, reason, headers with secrets replaced by a
-sha256 fingerprint, body) in memory and, when given a path, as JSONL.
+Every request is recorded (target, path, status, accepted, reason, headers and body with secrets
+replaced by a sha256 fingerprint) in memory and, when given a path, as JSONL.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from agentfleet.local.sink_targets import ROUTES, Credentials, Verdict, chatbot_problems
 
 SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "x-auth-token", "cookie")
+SECRET_FIELDS = ("routing_key",)  # PagerDuty's integration key travels in the JSON body
 SLACK_PATH = "/chat/slack"
 _HOOK = re.compile(r"^/hooks/(?P<name>[A-Za-z0-9_.-]+)$")
 
@@ -102,7 +103,7 @@ class HttpSink:
         self._record({"time": time.time(), "target": verdict.target, "method": method, "path": path,
                       "status": verdict.status, "accepted": verdict.accepted, "reason": verdict.reason,
                       "headers": {k: fingerprint(v) if k in SECRET_HEADERS else v for k, v in headers.items()},
-                      "body": body, **verdict.extra})
+                      "body": _without_secrets(body), **verdict.extra})
         return verdict
 
     def _answer(self, method: str, route: str, headers: dict[str, str], body: Any) -> Verdict:
@@ -148,6 +149,12 @@ class HttpSink:
             ok = False
         return Verdict("slack", 200, {"ok": True}, ok, "" if ok else "SubscribeURL refused",
                        extra={"kind": "subscription"})
+
+
+def _without_secrets(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {k: fingerprint(str(v)) if k in SECRET_FIELDS else v for k, v in body.items()}
+    return body
 
 
 def _handler_for(sink: HttpSink) -> type[BaseHTTPRequestHandler]:
