@@ -48,7 +48,7 @@ def github_issue(match: re.Match[str], headers: dict[str, str], body: Any, creds
     """GitHub REST "Create an issue" (POST /repos/{owner}/{repo}/issues, docs.github.com/rest/issues/issues):
     201 with the issue; 401 {"message": "Requires authentication"} without a token (and "Bad credentials"
     for an unknown one); 422 "Validation Failed" with {resource, field, code: "missing_field"} when title
-    is missing (error shape: docs.github.com "Troubleshooting the REST API" / client errors)."""
+    is missing (error shape: GitHub REST "client errors"; the 401 message texts are not confirmed here)."""
     token = _bearer(headers)
     if token is None:
         return Verdict("github", 401, {"message": "Requires authentication", "documentation_url": _DOCS_ISSUES},
@@ -76,7 +76,8 @@ def jira_issue(match: re.Match[str], headers: dict[str, str], body: Any, creds: 
                number: int) -> Verdict:
     """Jira Cloud REST v3 "Create issue" (POST /rest/api/3/issue, developer.atlassian.com/cloud/jira/platform/
     rest/v3/api-group-issues): Basic auth (email:API token); 201 {"id", "key", "self"}; a missing field
-    answers 400 {"errorMessages": [], "errors": {field: message}}."""
+    answers 400 {"errorMessages": [], "errors": {field: message}} (the summary message as Jira words it;
+    the project/issuetype messages and the 401 text are this sink's wording, not confirmed)."""
     import base64
 
     scheme, _, value = headers.get("authorization", "").partition(" ")
@@ -116,7 +117,8 @@ def pagerduty_event(match: re.Match[str], headers: dict[str, str], body: Any, cr
     """PagerDuty Events API v2 (POST /v2/enqueue; developer.pagerduty.com "Send an Alert Event" and
     PagerDuty/api-schema reference/events-v2/openapiv3.json): 202 {"status": "success", "message":
     "Event processed", "dedup_key"}; invalid -> 400 {"status": "invalid event", "message": "Event object
-    is invalid", "errors": [...]}, e.g. "Length of 'routing_key' is incorrect (should be 32 characters)"."""
+    is invalid", "errors": [...]}, e.g. "Length of 'routing_key' is incorrect (should be 32 characters)"
+    (that sample is PagerDuty's; the other error strings are this sink's own wording)."""
     errors: list[str] = []
     event = body if isinstance(body, dict) else {}
     key = event.get("routing_key")
