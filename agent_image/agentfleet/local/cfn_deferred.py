@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from agentfleet.local import cfn_connection
 from agentfleet.local.cfn_prep import ACCOUNT, Deferred
 from agentfleet.local.emulator import REGION
 
@@ -171,6 +172,9 @@ HANDLERS: dict[str, tuple[set[str], Handler]] = {
                               lambda c, p, d: c("s3").put_bucket_policy(Bucket=p["Bucket"],
                                                                         Policy=json.dumps(p["PolicyDocument"]))),
     "AWS::SNS::TopicPolicy": ({"Topics", "PolicyDocument"}, _topic_policy),
+    "AWS::Events::Connection": ({"AuthorizationType", "AuthParameters", "Description"}, cfn_connection.create),
+    "AWS::SecretsManager::Secret": ({"SecretString", "GenerateSecretString", "Description"},
+                                    cfn_connection.create_secret),
 }
 
 

@@ -27,12 +27,16 @@ _KNOWN_UNMODELLED = {
     "AWS::DynamoDB::GlobalTable", "AWS::AutoScaling::LifecycleHook", "AWS::AutoScaling::WarmPool",
     "AWS::AutoScaling::ScalingPolicy", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm",
     "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::S3::BucketPolicy", "AWS::Budgets::Budget",
+    "AWS::Events::Connection", "AWS::SecretsManager::Secret",
 }
 STATE_MACHINE = "AWS::StepFunctions::StateMachine"
+CONNECTION = "AWS::Events::Connection"
+SECRET = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a secret
 # The name property of types whose name a Ref or GetAtt may need before they exist.
 _NAME_PROPERTY = {
     "AWS::AutoScaling::LifecycleHook": "LifecycleHookName", "AWS::CloudWatch::Alarm": "AlarmName",
-    "AWS::CloudWatch::CompositeAlarm": "AlarmName", STATE_MACHINE: "StateMachineName",
+    "AWS::CloudWatch::CompositeAlarm": "AlarmName", STATE_MACHINE: "StateMachineName", CONNECTION: "Name",
+    SECRET: "Name",
 }
 
 
@@ -51,6 +55,20 @@ class Deferred:
             return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.name}"
         if self.type.startswith("AWS::CloudWatch::"):
             return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{self.name}"
+        if self.type == CONNECTION:
+            # AWS appends a uuid it picks at creation (connection/NAME/UUID); this is the ARN without it,
+            # which the emulator's HTTP Task resolves by name (agentfleet.local.sfn_http_auth).
+            return f"arn:aws:events:{REGION}:{ACCOUNT}:connection/{self.name}"
+        return self.name
+
+    def attribute(self, attr: str) -> str:
+        """What `Fn::GetAtt` returns before the resource exists."""
+        if attr == "Arn":
+            return self.arn
+        if self.type == CONNECTION and attr == "SecretArn":
+            # The secret EventBridge manages for the connection (the attribute aws-cdk-lib 2.275 grants
+            # HttpInvoke's role on); its name ends in a suffix only known once it exists.
+            return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:events!connection/{self.name}/*"
         return self.name
 
     @property
@@ -127,7 +145,8 @@ def prepare(template: dict[str, Any], stack_name: str, image_id: str,
     out.template = _rewrite_refs(out.template, renamed, dropped)
     for item in out.deferred:
         item.properties = _rewrite_refs(item.properties, renamed, dropped)
-    out.deferred.sort(key=lambda d: d.type != STATE_MACHINE)  # alarms and policies may name it
+    # alarms and policies may name a state machine; a connection may read a secret
+    out.deferred.sort(key=lambda d: {STATE_MACHINE: 0, SECRET: 1}.get(d.type, 2))
     return out
 
 
@@ -185,8 +204,7 @@ def _rewrite_refs(node: Any, renamed: dict[str, Deferred], dropped: set[str]) ->
         target = node["Fn::GetAtt"]
         logical, attr = target if isinstance(target, list) else str(target).split(".", 1)
         if logical in renamed:
-            deferred = renamed[logical]
-            return deferred.arn if attr == "Arn" else deferred.name
+            return renamed[logical].attribute(attr)
         if logical in dropped:
             return f"local-{logical}-{attr}"
     if "Ref" in node and node["Ref"] in dropped:

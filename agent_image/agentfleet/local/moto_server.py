@@ -6,6 +6,10 @@ ConditionExpression and then applies it with no lock between, so two concurrent 
 puts can both succeed. Real DynamoDB never allows that, and the fleet's shard leases and compile
 lock depend on it. Serializing the backend's write methods restores the guarantee; reads stay
 concurrent.
+
+It also runs Step Functions HTTP Tasks (`arn:aws:states:::http:invoke`), which moto 5.2.5 does not:
+agentfleet.local.sfn_http, always on, with the connection's credentials read as the state machine's
+identity.
 """
 
 from __future__ import annotations
@@ -92,7 +96,10 @@ def state_machines_run_as(path: str) -> None:
 
 
 if __name__ == "__main__":
+    from agentfleet.local import sfn_http
+
     make_writes_atomic()
+    sfn_http.install(os.environ.get("AGENTFLEET_STATE_MACHINE_KEY"), os.environ.get("AGENTFLEET_DENIED_LOG"))
     if os.environ.get("AGENTFLEET_STATE_MACHINE_KEY"):
         state_machines_run_as(os.environ["AGENTFLEET_STATE_MACHINE_KEY"])
     if os.environ.get("AGENTFLEET_DENIED_LOG"):
