@@ -32,8 +32,8 @@ class FleetStack(Stack):
         super().__init__(scope, construct_id, description=f"Agent Fleet Kit {config.fleet_name}: fleet and actions",
                          **kwargs)
         self.actions = Actions(self, "Actions", audit_table=state.state.audit, audit_key=state.state.key,
-                               tickets_enabled=config.tickets_enabled,
-                               approval_timeout=Duration.minutes(config.approval_timeout_minutes))
+                               approval_timeout=Duration.minutes(config.approval_timeout_minutes),
+                               targets=config.targets)
         # A fixed name: the launch template's user data names the parameter and the parameter's
         # value names the group, so a token here would be a dependency cycle.
         self.runtime_config_name = f"/agentfleet/{config.fleet_name}/runtime-config"
