@@ -46,7 +46,7 @@ def test_cli_strings_are_coerced() -> None:
     ({"instance_types": ["trn2"]}, "instance_types has 'trn2'"),
     ({"instance_types": ["trn2.48xlarge", "trn2.48xlarge"]}, "instance_types lists a type twice"),
     ({"agents": [AGENT, AGENT]}, "duplicate agent name 'a'"),
-    ({"agents": [{**AGENT, "allowed_actions": ["delete_prod"]}]}, "'delete_prod', not in the action catalog; allowed: "),
+    ({"agents": [{**AGENT, "allowed_actions": ["delete_prod"]}]}, "'delete_prod', neither a built-in action nor a configured target; allowed: "),
     ({"agents": [{**AGENT, "approval_required": ["open_ticket"]}]}, "approval_required has 'open_ticket', which is not in"),
     ({"agents": []}, "agents must be a non-empty list"),
     ({"batch_size": 0}, "batch_size must be a positive integer"),

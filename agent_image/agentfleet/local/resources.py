@@ -21,8 +21,8 @@ from typing import Any
 from agentfleet.ops import logs
 from agentfleet.spec import actions_asl
 from agentfleet.spec.catalog import AgentSpec
-from agentfleet.spec.targets import TargetSpec
 from agentfleet.spec.tables import AUDIT_INDEX, AUDIT_INDEX_PK, AUDIT_INDEX_SK, AUDIT_PK, LEASES_PK, MEMORY_PK, TTL_ATTRIBUTE
+from agentfleet.spec.targets import TargetSpec
 
 log = logs.get(__name__)
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -136,6 +136,7 @@ def _connection(events: Any, name: str, target: TargetSpec) -> str:
     """A local stand-in for the target's connection: the emulator has no user secrets, so the
     credentials are placeholders naming the secret the deployed connection reads."""
     placeholder = f"local-placeholder-for-{target.auth.secret_name}"
+    auth: dict[str, Any]
     if target.auth.type == "basic":
         auth = {"BasicAuthParameters": {"Username": "local", "Password": placeholder}}
         kind = "BASIC"

@@ -108,7 +108,7 @@ class FleetConfig:
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> FleetConfig:
         """Build from a context getter (`app.node.try_get_context`); raises ConfigError."""
-        values = {}
+        values: dict[str, Any] = {}
         # targets before agents: every target name is an action agents may be allowed.
         for f in sorted(fields(cls), key=lambda f: f.name == "agents"):
             raw = get(f.name)
