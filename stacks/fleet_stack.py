@@ -13,6 +13,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from constructs.actions import Actions
 from constructs.agent_state import QUARANTINE_PREFIX
+from constructs.chat import ChatChannels
 from constructs.neuron_fleet import LAUNCH_HOOK, TERMINATION_HOOK, NeuronFleet
 from constructs.sources import Sources
 
@@ -34,6 +35,9 @@ class FleetStack(Stack):
         self.actions = Actions(self, "Actions", audit_table=state.state.audit, audit_key=state.state.key,
                                approval_timeout=Duration.minutes(config.approval_timeout_minutes),
                                targets=config.targets)
+        if config.chat.slack or config.chat.teams:
+            self.chat = ChatChannels(self, "Chat", chat=config.chat, name_prefix=config.fleet_name,
+                                     topics=[self.actions.notify_topic, self.actions.approval_topic])
         # A fixed name: the launch template's user data names the parameter and the parameter's
         # value names the group, so a token here would be a dependency cycle.
         self.runtime_config_name = f"/agentfleet/{config.fleet_name}/runtime-config"

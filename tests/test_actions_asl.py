@@ -95,7 +95,7 @@ def test_notify_message_is_a_chat_custom_notification(machine: dict[str, Any]) -
     run = _run(machine, "targets", "d-chat")
     assert _wait(machine, run["arn"]) == "SUCCEEDED"
     history = machine["sfn"].get_execution_history(executionArn=run["arn"])["events"]
-    scheduled = [e for e in history if e["type"] == "TaskScheduled"][0]
+    scheduled = next(e for e in history if e["type"] == "TaskScheduled")
     message = json.loads(scheduled["taskScheduledEventDetails"]["parameters"])["Message"]
     message = json.loads(message) if isinstance(message, str) else message
     assert (message["version"], message["source"], message["id"]) == ("1.0", "custom", "d-chat")

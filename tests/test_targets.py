@@ -88,10 +88,10 @@ def test_fleet_config_carries_targets_to_the_runtime_document() -> None:
     assert settings.targets["page_oncall"].rate_limit_per_minute == 5
     broken = copy.deepcopy(context)
     broken["targets"]["open_ticket"]["url"] = "ftp://x"
-    with pytest.raises(ConfigError, match="targets.open_ticket.url must be https://"):
+    with pytest.raises(ConfigError, match=r"targets\.open_ticket\.url must be https://"):
         FleetConfig.from_context(broken.get)
     del broken["targets"]["open_ticket"]
-    with pytest.raises(ConfigError, match="agents\\[0\\].allowed_actions has 'open_ticket'"):
+    with pytest.raises(ConfigError, match=r"agents\[0\]\.allowed_actions has 'open_ticket'"):
         FleetConfig.from_context(broken.get)
 
 

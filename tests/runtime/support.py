@@ -18,8 +18,8 @@ from agentfleet.entrypoints.worker import Worker
 from agentfleet.local.resources import ResourceNames, Resources, config_document
 from agentfleet.spec.catalog import parse_agents
 from agentfleet.spec.settings import Settings, resolve
-from agentfleet.spec.targets import parse_targets
 from agentfleet.spec.tables import KIND_DECISION, KIND_QUARANTINE
+from agentfleet.spec.targets import parse_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = itertools.count()
