@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from agentfleet.local.approver import parse_request
 from agentfleet.local.resources import render_asl
 from agentfleet.ops.aws import client
 from agentfleet.spec.targets import parse_targets
@@ -78,7 +79,8 @@ def _task_token(machine: dict[str, Any], arn: str) -> str:
     history = machine["sfn"].get_execution_history(executionArn=arn)["events"]
     scheduled = [e for e in history if e["type"] == "TaskScheduled"]
     message = json.loads(scheduled[-1]["taskScheduledEventDetails"]["parameters"])["Message"]
-    return str((json.loads(message) if isinstance(message, str) else message)["task_token"])
+    message = json.loads(message) if isinstance(message, str) else message
+    return str(message["metadata"]["additionalContext"]["task_token"])
 
 
 def test_notify_succeeds_and_records_outcome(machine: dict[str, Any]) -> None:
@@ -130,6 +132,10 @@ def test_approval_waits_for_the_task_token_then_acts(machine: dict[str, Any]) ->
     time.sleep(1.0)
     assert machine["sfn"].describe_execution(executionArn=run["arn"])["status"] == "RUNNING"
     token = _task_token(machine, run["arn"])
+    history = machine["sfn"].get_execution_history(executionArn=run["arn"])["events"]
+    request = parse_request(json.dumps({"Message": json.loads(next(
+        e for e in history if e["type"] == "TaskScheduled")["taskScheduledEventDetails"]["parameters"])["Message"]}))
+    assert request is not None and (request["task_token"], request["action"]) == (token, "notify")
     machine["sfn"].send_task_success(taskToken=token, output=json.dumps({"approved_by": "alice"}))
     assert _wait(machine, run["arn"]) == "SUCCEEDED"
     assert _outcome(machine, "d-approve") == "succeeded"
