@@ -36,9 +36,14 @@ _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
 _PATH = re.compile(r"^\$(\.[A-Za-z0-9_-]+)+$")
 # What each kind records from the response body by default (JSONPath into the body; none = status only).
 RESPONSE_PRESETS: Mapping[str, tuple[str, ...]] = {
-    "github_issue": ("$.html_url",),  # GitHub REST "Create an issue": the issue object's html_url
-    "jira_issue": ("$.key", "$.self"),  # Jira REST "Create issue" response: {"id", "key", "self"}
-    "pagerduty": ("$.dedup_key",),  # PagerDuty Events API v2 response: {"status", "message", "dedup_key"}
+    # GitHub "Create an issue": 201 with the issue, html_url = its page (octokit/routes
+    # routes/issues/create-an-issue.json, exampleResponse).
+    "github_issue": ("$.html_url",),
+    # Jira "Create issue": {"id", "key", "self"} (developer.atlassian.com, "JIRA REST API Example - Create Issue").
+    "jira_issue": ("$.key", "$.self"),
+    # PagerDuty Events API v2: 202 {"status", "message", "dedup_key"} (v2.developer.pagerduty.com,
+    # "Send an Event - Events API v2", response example).
+    "pagerduty": ("$.dedup_key",),
     "webhook": (),
 }
 _KEYS = {"kind", "url", "method", "enabled", "auth", "body", "response", "approval_required", "dry_run",
