@@ -164,3 +164,18 @@ def test_guardrails_apply_per_target() -> None:
     assert rails.evaluate(agent, _decision("notify")).outcome == "acted"  # other actions are untouched
     now[0] += 60.0
     assert rails.evaluate(agent, _decision("page_oncall")).outcome == "acted"
+
+
+def test_targets_and_chat_as_cli_json_text() -> None:
+    """`cdk synth -c targets='{...}'` passes strings; they parse like cdk.json's objects."""
+    import json
+
+    context = {**default_context(), "targets": json.dumps({"open_ticket": GITHUB}), "chat": '{"slack": []}'}
+    context["agents"] = [{**a, "allowed_actions": [x for x in a["allowed_actions"] if x in ("notify", "ignore",
+                                                                                            "open_ticket")],
+                          "approval_required": [x for x in a.get("approval_required", []) if x == "open_ticket"]}
+                         for a in context["agents"]]
+    config = FleetConfig.from_context(context.get)
+    assert [t.name for t in config.targets] == ["open_ticket"] and config.targets[0].enabled
+    with pytest.raises(ConfigError, match="targets must be a JSON object"):
+        FleetConfig.from_context({**context, "targets": "{not json"}.get)
