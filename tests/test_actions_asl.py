@@ -177,3 +177,23 @@ def test_an_approval_error_that_is_not_a_rejection_is_a_failure(machine: dict[st
     assert record["outcome"] == "failed"
     # The error is kept; the emulator drops SendTaskFailure's cause (null), AWS passes it on.
     assert json.loads(record["error"])["Error"] == "ApproverCrashed"
+
+
+def test_an_enabled_target_gets_a_connection_and_an_http_task(machine: dict[str, Any]) -> None:
+    """Local mode's path (agentfleet.local.resources): a connection per enabled target, its ARN
+    substituted into the HTTP Task. Not created here: moto's ASL parser refuses error names with the
+    reserved "States." prefix it does not know, such as the HTTP Task's States.Http.StatusCode.429."""
+    from agentfleet.local import resources
+
+    (target,) = parse_targets({"page_oncall": {
+        "kind": "pagerduty", "url": "https://events.pagerduty.com/v2/enqueue", "enabled": True,
+        "auth": {"type": "api_key", "secret_name": "agentfleet/pd", "header": "X-Key"}}})
+    arn = resources._connection(client("events"), "asl-actions-page_oncall", target)
+    definition = render_asl({"ApprovalTimeoutSeconds": "3600", "ApprovalTopicArn": "arn:aws:sns:us-east-1:1:a",
+                             "NotifyTopicArn": "arn:aws:sns:us-east-1:1:n", "AuditTableName": "asl-audit",
+                             "ConnectionArn_page_oncall": arn}, [target])
+    task = json.loads(definition)["States"]["Deliver page_oncall"]
+    assert task["Parameters"]["Authentication"]["ConnectionArn"] == arn and ":connection/" in arn
+    with pytest.raises(ValueError, match="ConnectionArn_page_oncall"):
+        render_asl({"ApprovalTimeoutSeconds": "1", "ApprovalTopicArn": "a", "NotifyTopicArn": "n",
+                    "AuditTableName": "t"}, [target])
