@@ -35,9 +35,9 @@ class Workload:
     wru_per_event: float = 4.0  # memory item write (~2 KB) + audit decision write + its by_kind GSI copy
     rru_per_event: float = 1.0  # one memory read (<= 4 KB, strongly consistent)
     wru_per_action: float = 2.0  # outcome audit write + GSI copy
-    # Configure, NeedsApproval, RouteAction, Notify, MarkSucceeded, RecordOutcome, Finished, Done
-    # (constructs/actions.asl.json, the plain notify path).
-    transitions_per_action: float = 8.0
+    # Configure, Defaults, NeedsApproval, RouteAction, Notify, MarkSucceeded, RecordOutcome, Finished, Done
+    # (agent_image/agentfleet/spec/actions.asl.json, the plain notify path; a target adds its Pass state).
+    transitions_per_action: float = 9.0
     log_kb_per_event: float = 1.0  # one structured JSON log line per event
     # agentfleet.spec.metric_names: 19 metric names + per-value series (7 outcomes, 5 reasons, 7 phases, 2 markets)
     custom_metrics: int = 40

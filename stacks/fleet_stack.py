@@ -14,6 +14,7 @@ from constructs import Construct
 from constructs.actions import Actions
 from constructs.agent_state import QUARANTINE_PREFIX
 from constructs.capacity import PredictiveCapacity
+from constructs.chat import ChatChannels
 from constructs.neuron_fleet import LAUNCH_HOOK, TERMINATION_HOOK, NeuronFleet
 from constructs.sources import Sources
 
@@ -33,8 +34,11 @@ class FleetStack(Stack):
         super().__init__(scope, construct_id, description=f"Agent Fleet Kit {config.fleet_name}: fleet and actions",
                          **kwargs)
         self.actions = Actions(self, "Actions", audit_table=state.state.audit, audit_key=state.state.key,
-                               tickets_enabled=config.tickets_enabled,
-                               approval_timeout=Duration.minutes(config.approval_timeout_minutes))
+                               approval_timeout=Duration.minutes(config.approval_timeout_minutes),
+                               targets=config.targets)
+        if config.chat.slack or config.chat.teams:
+            self.chat = ChatChannels(self, "Chat", chat=config.chat, name_prefix=config.fleet_name,
+                                     topics=[self.actions.notify_topic, self.actions.approval_topic])
         # A fixed name: the launch template's user data names the parameter and the parameter's
         # value names the group, so a token here would be a dependency cycle.
         self.runtime_config_name = f"/agentfleet/{config.fleet_name}/runtime-config"

@@ -129,8 +129,8 @@ def test_kinesis_on_demand_vs_provisioned_by_hand() -> None:
 def test_step_functions_and_dynamodb_by_hand() -> None:
     w = cm.Workload(events_per_second=10.0)
     lines = cm.services(config(memory_ttl_days=14), w, PriceTable.shipped(), 2)
-    # actions = 26.28 M * 0.5 = 13.14 M; * 8 transitions = 105.12 M; / 1,000 * 0.025 = 2,628.00
-    assert _line(lines, "Step Functions").usd_month == pytest.approx(2628.0)
+    # actions = 26.28 M * 0.5 = 13.14 M; * 9 transitions = 118.26 M; / 1,000 * 0.025 = 2,956.50
+    assert _line(lines, "Step Functions").usd_month == pytest.approx(2956.5)
     # WRU = 26.28 M * 4 + 13.14 M * 2 = 131.4 M * 0.625 = 82.125; RRU = 26.28 M * 0.125 = 3.285;
     # storage = 10/s * 86,400 * 14 d * 2 KB / 1,048,576 = 23.0713 GB * 0.25 = 5.76782 -> 91.17782
     assert _line(lines, "DynamoDB").usd_month == pytest.approx(91.17782, abs=1e-4)

@@ -117,7 +117,7 @@ def test_state_machine_is_standard_logged_traced_from_the_asl_file(template_of: 
         "StateMachineType": "STANDARD",
         "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
         "TracingConfiguration": {"Enabled": True},
-        "DefinitionSubstitutions": Match.object_like({"TicketsEnabled": "false", "ApprovalTimeoutSeconds": "3600"}),
+        "DefinitionSubstitutions": Match.object_like({"ApprovalTimeoutSeconds": "3600"}),
     })
     fleet.has_resource_properties("AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value()})
     for topic in fleet.find_resources("AWS::SNS::Topic").values():

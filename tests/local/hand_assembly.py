@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-ASL = ROOT / "constructs" / "actions.asl.json"
+ASL = ROOT / "agent_image" / "agentfleet" / "spec" / "actions.asl.json"  # the base definition: no targets
 SSM_STRING = "AWS::SSM::Parameter::Value<String>"
 
 
@@ -78,16 +78,15 @@ def actions() -> dict[str, Any]:
             "NotifyTopic": {"Type": "AWS::SNS::Topic", "Properties": {}},
             "ApprovalTopic": {"Type": "AWS::SNS::Topic", "Properties": {}},
             "AlarmTopic": {"Type": "AWS::SNS::Topic", "Properties": {}},
-            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "hand-actions"}},
             "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {
                 "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                         "Principal": {"Service": "states.amazonaws.com"}}]}}},
             "Actions": {"Type": "AWS::StepFunctions::StateMachine", "DependsOn": ["Role"], "Properties": {
                 "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]}, "DefinitionString": ASL.read_text(),
                 "DefinitionSubstitutions": {
-                    "TicketsEnabled": "false", "ApprovalTimeoutSeconds": "3600",
+                    "ApprovalTimeoutSeconds": "3600",
                     "ApprovalTopicArn": {"Ref": "ApprovalTopic"}, "NotifyTopicArn": {"Ref": "NotifyTopic"},
-                    "EventBusName": {"Ref": "Bus"}, "AuditTableName": audit}}},
+                    "AuditTableName": audit}}},
             "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
             "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {
                 "VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.0.0/24", "AvailabilityZone": "us-east-1a"}},

@@ -19,12 +19,19 @@ from agentfleet.local.resources import ResourceNames, Resources, config_document
 from agentfleet.spec.catalog import parse_agents
 from agentfleet.spec.settings import Settings, resolve
 from agentfleet.spec.tables import KIND_DECISION, KIND_QUARANTINE
+from agentfleet.spec.targets import parse_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = itertools.count()
 
+def cdk_targets() -> dict[str, Any]:
+    """The default fleet's targets as the runtime document carries them (all disabled in cdk.json)."""
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    return {t.name: t.runtime_json() for t in parse_targets(context["targets"])}
+
+
 # Agents for tests that script the model: small rate limits and approval where a test needs them.
-TEST_AGENTS = parse_agents([
+TEST_AGENTS = parse_agents(targets=list(cdk_targets()), raw=[
     {"name": "triage", "system_prompt": "You triage CI results.", "subscribes_to": ["ci.*"],
      "allowed_actions": ["notify", "open_ticket", "ignore"], "rate_limit_per_minute": 600,
      "approval_required": ["open_ticket"]},
@@ -38,7 +45,7 @@ TEST_AGENTS = parse_agents([
 def cdk_agents() -> Any:
     """The default fleet's agents from cdk.json (what a real deployment runs)."""
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    return parse_agents(context["agents"])
+    return parse_agents(context["agents"], targets=list(cdk_targets()))
 
 
 def event(type_: str, subject: str, payload: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
@@ -84,7 +91,7 @@ class Fleet:
         return self.resources.names
 
     def settings(self, **overrides: Any) -> Settings:
-        values = {**self.resources.settings(), "agents": [a.to_json() for a in self.agents],
+        values = {**self.resources.settings(), "agents": [a.to_json() for a in self.agents], "targets": cdk_targets(),
                   "worker_id": f"w{next(COUNTER)}", "lease_seconds": 3, "poll_interval_ms": 200,
                   "batch_max_wait_ms": 100, "metrics_mode": "off", "shutdown_deadline_seconds": 10,
                   # One torch thread: with more, OpenMP spin-waits make a busy shared CPU 10-30x slower.
@@ -93,7 +100,7 @@ class Fleet:
 
     def document(self, **overrides: Any) -> dict[str, Any]:
         return config_document(self.resources, self.agents, lease_seconds=3, poll_interval_ms=200,
-                               batch_max_wait_ms=100, metrics_mode="off", **overrides)
+                               batch_max_wait_ms=100, metrics_mode="off", targets=cdk_targets(), **overrides)
 
     def put(self, records: list[dict[str, Any] | bytes], partition_key: str | None = None) -> list[dict[str, str]]:
         """Put records one by one (each its own partition key unless given); returns shard ids and sequences."""

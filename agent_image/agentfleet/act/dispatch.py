@@ -46,7 +46,7 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class ActionRequest:
-    """The input the actions state machine reads (constructs/actions.asl.json)."""
+    """The input the actions state machine reads (agentfleet.spec.actions_asl)."""
 
     decision_id: str
     agent: str

@@ -75,7 +75,7 @@ class Worker:
             memory=MemoryStore(ddb, settings.memory_table, max_items=settings.memory_max_items,
                                ttl_days=settings.memory_ttl_days, sleep=sleep),
             dispatcher=Dispatcher(self.clients.sfn, settings.state_machine_arn, sleep=sleep),
-            guardrails=Guardrails(settings.agents, dry_run=settings.dry_run))
+            guardrails=Guardrails(settings.agents, dry_run=settings.dry_run, targets=settings.targets))
         self.abandoned = False  # set by drain: a batch still ran past the shutdown deadline
         self.started = 0.0
         self._done: queue.SimpleQueue[WorkItem] = queue.SimpleQueue()

@@ -17,7 +17,9 @@ log = logs.get(__name__)
 
 
 def parse_request(body: str) -> dict[str, Any] | None:
-    """The approval request from an SQS body holding an SNS envelope (or the raw message)."""
+    """The approval request from an SQS body holding an SNS envelope (or the raw message). The
+    workflow sends a chat custom notification whose metadata.additionalContext holds decision_id,
+    agent, action and task_token (agentfleet/spec/actions.asl.json, RequestApproval)."""
     try:
         doc = json.loads(body)
         message = doc.get("Message", doc) if isinstance(doc, dict) else None
@@ -25,6 +27,8 @@ def parse_request(body: str) -> dict[str, Any] | None:
             message = json.loads(message)
     except ValueError:
         return None
+    if isinstance(message, dict) and isinstance(message.get("metadata"), dict):
+        message = message["metadata"].get("additionalContext")
     return message if isinstance(message, dict) and message.get("task_token") else None
 
 

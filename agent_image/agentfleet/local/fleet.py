@@ -180,7 +180,8 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         snap = records.snapshot(client, names, limit)
         summary = report.summarize(snap, events_sent=len(sent), workers=opts.workers, killed_workers=killed,
                                    wall_s=time.monotonic() - started, approvals_answered=len(approver.approved),
-                                   scenario=opts.scenario, agents=parse_agents(doc["agents"], key="agents"),
+                                   scenario=opts.scenario, agents=parse_agents(doc["agents"], key="agents",
+                                                                             targets=list(doc.get("targets", {}))),
                                    max_record_bytes=limit)
         summary["model"] = {"engine": doc["engine"], "model_id": doc["model_id"],
                             "url": doc.get("openai_base_url", "")}

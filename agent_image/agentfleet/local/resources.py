@@ -4,9 +4,9 @@ config document workers read.
 In AWS the CDK app creates these; this mirrors the keys and shapes the stack declares
 (agentfleet.spec.tables) so a worker cannot tell the difference: Kinesis stream, memory table
 (TTL on expires_at), leases table, audit table with GSI by_kind(kind, at), the notify and
-approval topics, an EventBridge bus, the quarantine bucket (records kept whole), and the actions
-state machine from
-constructs/actions.asl.json with its ${...} substitutions filled in.
+approval topics, the quarantine bucket (records kept whole), one EventBridge connection per enabled
+HTTP target, and the actions state machine (agentfleet.spec.actions_asl, the same definition the
+stack deploys) with its ${...} substitutions filled in.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from agentfleet.ops import logs
+from agentfleet.spec import actions_asl
 from agentfleet.spec.catalog import AgentSpec
 from agentfleet.spec.tables import AUDIT_INDEX, AUDIT_INDEX_PK, AUDIT_INDEX_SK, AUDIT_PK, LEASES_PK, MEMORY_PK, TTL_ATTRIBUTE
+from agentfleet.spec.targets import TargetSpec
 
 log = logs.get(__name__)
-ASL_PATH = Path(__file__).resolve().parents[3] / "constructs" / "actions.asl.json"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _ROLE_ARN = "arn:aws:iam::123456789012:role/agentfleet-actions"  # the emulator does not check roles
 
@@ -38,14 +39,13 @@ class ResourceNames:
     audit_table: str
     notify_topic: str
     approval_topic: str
-    event_bus: str
     state_machine: str
     quarantine_bucket: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> ResourceNames:
         return cls(f"{prefix}-events", f"{prefix}-memory", f"{prefix}-leases", f"{prefix}-audit",
-                   f"{prefix}-notify", f"{prefix}-approval", f"{prefix}-bus", f"{prefix}-actions",
+                   f"{prefix}-notify", f"{prefix}-approval", f"{prefix}-actions",
                    f"{prefix}-quarantine".lower())
 
     def by_construct_path(self) -> dict[str, str]:
@@ -63,7 +63,7 @@ class Resources:
     state_machine_arn: str
     notify_topic_arn: str
     approval_topic_arn: str
-    event_bus_arn: str
+    connection_arns: Mapping[str, str]  # enabled target name -> its EventBridge connection
 
     def settings(self) -> dict[str, str]:
         """The Settings fields that point a worker at these resources."""
@@ -76,11 +76,9 @@ class Resources:
         return {**self.names.by_construct_path(), "Actions/StateMachine/Resource": self.state_machine_arn}
 
 
-def render_asl(values: Mapping[str, str], asl_path: Path = ASL_PATH) -> str:
-    """The ASL with every ${Name} replaced; a placeholder without a value is an error."""
-    if not asl_path.exists():
-        raise FileNotFoundError(f"actions state machine definition not found at {asl_path}")
-    text = asl_path.read_text(encoding="utf-8")
+def render_asl(values: Mapping[str, str], targets: Iterable[TargetSpec] = ()) -> str:
+    """The ASL for `targets` with every ${Name} replaced; a placeholder without a value is an error."""
+    text = json.dumps(actions_asl.build(targets))
     missing = sorted(set(_PLACEHOLDER.findall(text)) - set(values))
     if missing:
         raise ValueError(f"ASL placeholders without a value: {missing}")
@@ -94,7 +92,7 @@ def _table(ddb: Any, name: str, pk: str, **extra: Any) -> None:
     ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
 
-def create_resources(names: ResourceNames, *, shard_count: int = 4, tickets_enabled: bool = False,
+def create_resources(names: ResourceNames, *, shard_count: int = 4, targets: Iterable[TargetSpec] = (),
                      approval_timeout_seconds: int = 3600, clients: Mapping[str, Any] | None = None) -> Resources:
     """Create everything in the account the clients point at (the emulator: AWS_ENDPOINT_URL)."""
     from agentfleet.ops.aws import client
@@ -121,16 +119,35 @@ def create_resources(names: ResourceNames, *, shard_count: int = 4, tickets_enab
                           {"AttributeName": AUDIT_INDEX_SK, "KeyType": "RANGE"}]}])
     notify = sns.create_topic(Name=names.notify_topic)["TopicArn"]
     approval = sns.create_topic(Name=names.approval_topic)["TopicArn"]
-    bus_arn = events.create_event_bus(Name=names.event_bus)["EventBusArn"]
+    targets = tuple(targets)
+    connections = {t.name: _connection(events, f"{names.state_machine}-{t.name}", t) for t in targets if t.enabled}
     definition = render_asl({
-        "TicketsEnabled": "true" if tickets_enabled else "false",
         "ApprovalTimeoutSeconds": str(approval_timeout_seconds), "ApprovalTopicArn": approval,
-        "NotifyTopicArn": notify, "EventBusName": names.event_bus, "AuditTableName": names.audit_table,
-    })
+        "NotifyTopicArn": notify, "AuditTableName": names.audit_table,
+        **{actions_asl.connection_key(name): arn for name, arn in connections.items()},
+    }, targets)
     machine = sfn.create_state_machine(name=names.state_machine, definition=definition, roleArn=_ROLE_ARN)
     log.info("resources created", extra={"stream": names.stream, "shards": shard_count,
                                          "state_machine": machine["stateMachineArn"]})
-    return Resources(names, stream_arn, machine["stateMachineArn"], notify, approval, bus_arn)
+    return Resources(names, stream_arn, machine["stateMachineArn"], notify, approval, connections)
+
+
+def _connection(events: Any, name: str, target: TargetSpec) -> str:
+    """A local stand-in for the target's connection: the emulator has no user secrets, so the
+    credentials are placeholders naming the secret the deployed connection reads."""
+    placeholder = f"local-placeholder-for-{target.auth.secret_name}"
+    auth: dict[str, Any]
+    if target.auth.type == "basic":
+        auth = {"BasicAuthParameters": {"Username": "local", "Password": placeholder}}
+        kind = "BASIC"
+    elif target.auth.type == "oauth_client_credentials":
+        auth = {"OAuthParameters": {"ClientParameters": {"ClientID": "local", "ClientSecret": placeholder},
+                                    "AuthorizationEndpoint": target.auth.token_url, "HttpMethod": "POST"}}
+        kind = "OAUTH_CLIENT_CREDENTIALS"
+    else:
+        auth = {"ApiKeyAuthParameters": {"ApiKeyName": target.auth.header, "ApiKeyValue": placeholder}}
+        kind = "API_KEY"
+    return str(events.create_connection(Name=name[:64], AuthorizationType=kind, AuthParameters=auth)["ConnectionArn"])
 
 
 def config_document(resources: Resources, agents: Iterable[AgentSpec], **settings: Any) -> dict[str, Any]:

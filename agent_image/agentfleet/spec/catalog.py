@@ -8,16 +8,15 @@ that synthesizes is one the runtime accepts.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Every action an agent may take. The actions state machine routes on these names
-# (constructs/actions.asl.json); "ignore" is a decision not to act and is never dispatched.
+# The built-in actions. Every target in the `targets` config section (agentfleet.spec.targets) is an
+# action too; the actions state machine routes on these names (agentfleet.spec.actions_asl).
+# "ignore" is a decision not to act and is never dispatched.
 ACTION_CATALOG: Mapping[str, str] = {
-    "notify": "publish a message to the fleet's notification topic",
-    "open_ticket": "send a ticket event to EventBridge (off unless tickets are enabled)",
-    "call_webhook": "send a webhook event to EventBridge (off unless webhooks are enabled)",
+    "notify": "publish a message to the fleet's notification topic (chat-ready)",
     "ignore": "decide to take no action (recorded, never dispatched)",
 }
 NO_ACTION = "ignore"
@@ -67,8 +66,9 @@ def _str_list(raw: Any, key: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def parse_agent(raw: Any, key: str) -> AgentSpec:
-    """Validate one agent definition; `key` (e.g. "agents[2]") prefixes every error."""
+def parse_agent(raw: Any, key: str, targets: Collection[str] = ()) -> AgentSpec:
+    """Validate one agent definition; `key` (e.g. "agents[2]") prefixes every error.
+    `targets`: the names of the configured HTTP targets, actions beside the built-in ones."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{key} must be an object, got {type(raw).__name__}")
     allowed_keys = {"name", "system_prompt", "subscribes_to", "allowed_actions",
@@ -90,10 +90,10 @@ def parse_agent(raw: Any, key: str) -> AgentSpec:
             raise ConfigError(f"{key}.subscribes_to has invalid event type {pattern!r}")
     actions = _str_list(raw.get("allowed_actions"), f"{key}.allowed_actions")
     for action in actions:
-        if action not in ACTION_CATALOG:
+        if action not in ACTION_CATALOG and action not in targets:
             raise ConfigError(
-                f"{key}.allowed_actions has {action!r}, not in the action catalog; "
-                f"allowed: {sorted(ACTION_CATALOG)}"
+                f"{key}.allowed_actions has {action!r}, neither a built-in action nor a configured target; "
+                f"allowed: {sorted({*ACTION_CATALOG, *targets})}"
             )
     approval = _str_list(raw.get("approval_required", []), f"{key}.approval_required")
     for action in approval:
@@ -109,11 +109,11 @@ def parse_agent(raw: Any, key: str) -> AgentSpec:
     return AgentSpec(name, prompt, subscribes, actions, rate, approval)
 
 
-def parse_agents(raw: Any, key: str = "agents") -> tuple[AgentSpec, ...]:
+def parse_agents(raw: Any, key: str = "agents", targets: Collection[str] = ()) -> tuple[AgentSpec, ...]:
     """Validate a list of agent definitions: each one valid, names unique, at least one."""
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{key} must be a non-empty list of agent definitions")
-    agents = tuple(parse_agent(item, f"{key}[{i}]") for i, item in enumerate(raw))
+    agents = tuple(parse_agent(item, f"{key}[{i}]", targets) for i, item in enumerate(raw))
     seen: set[str] = set()
     for agent in agents:
         if agent.name in seen:

@@ -16,7 +16,9 @@ from typing import Any
 
 from agentfleet.spec import sizing
 from agentfleet.spec.catalog import AgentSpec, ConfigError, parse_agents
+from agentfleet.spec.chat import ChatConfig, parse_chat
 from agentfleet.spec.sources import SourcesConfig, parse_sources
+from agentfleet.spec.targets import TargetSpec, parse_targets
 
 SPOT_STRATEGIES = ("price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price")
 ENGINES = ("auto", "optimum-neuron", "vllm-neuron")
@@ -69,7 +71,6 @@ class FleetConfig:
     memory_ttl_days: int
     memory_max_items: int
     approval_timeout_minutes: int
-    tickets_enabled: bool
     dry_run: bool
     alarm_iterator_age_ms: int
     alarm_action_failures: int
@@ -87,6 +88,8 @@ class FleetConfig:
     pipeline_connection_arn: str
     agents: tuple[AgentSpec, ...]
     sources: SourcesConfig
+    targets: tuple[TargetSpec, ...]
+    chat: ChatConfig
 
     @property
     def instance_families(self) -> tuple[str, ...]:
@@ -109,12 +112,14 @@ class FleetConfig:
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> FleetConfig:
         """Build from a context getter (`app.node.try_get_context`); raises ConfigError."""
-        values = {}
-        for f in fields(cls):
+        values: dict[str, Any] = {}
+        # targets before agents: every target name is an action agents may be allowed.
+        for f in sorted(fields(cls), key=lambda f: f.name == "agents"):
             raw = get(f.name)
             if raw is None:
                 raise ConfigError(f"context key {f.name!r} is missing (defaults live in cdk.json)")
-            values[f.name] = _coerce(f.name, f.type, raw)
+            extra = [t.name for t in values["targets"]] if f.name == "agents" else []
+            values[f.name] = _coerce(f.name, f.type, raw, extra)
         config = cls(**values)
         config._validate()
         return config
@@ -189,6 +194,7 @@ class FleetConfig:
             "memory_max_items": self.memory_max_items,
             "dry_run": self.dry_run,
             "agents": [a.to_json() for a in self.agents],
+            "targets": {t.name: t.runtime_json() for t in self.targets},
         }
 
 
@@ -203,7 +209,7 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def _coerce(key: str, annotation: Any, raw: Any) -> Any:
+def _coerce(key: str, annotation: Any, raw: Any, targets: list[str]) -> Any:
     """Context from cdk.json keeps JSON types; `-c key=value` gives strings."""
     kind = str(annotation)
     if kind == "bool":
@@ -245,7 +251,14 @@ def _coerce(key: str, annotation: Any, raw: Any) -> Any:
                 raw = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{key} must be a JSON list of agent definitions: {exc}") from None
-        return parse_agents(raw, key=key)
+        return parse_agents(raw, key=key, targets=targets)
     if kind == "SourcesConfig":
         return parse_sources(raw, key=key)
+    if kind in ("tuple[TargetSpec, ...]", "ChatConfig"):
+        if isinstance(raw, str):  # -c targets='{...}'
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{key} must be a JSON object: {exc}") from None
+        return parse_targets(raw, key=key) if kind != "ChatConfig" else parse_chat(raw, key=key)
     raise ConfigError(f"{key}: unsupported type {kind}")  # pragma: no cover - a new field without a coercion

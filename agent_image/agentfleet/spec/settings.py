@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agentfleet.spec.catalog import AgentSpec, ConfigError, parse_agents
+from agentfleet.spec.targets import TargetRules, parse_rules
 
 ENV_PREFIX = "AGENTFLEET_"
 ENV_CONFIG = "AGENTFLEET_CONFIG"
@@ -75,6 +76,8 @@ class Settings:
     compile_timeout_seconds: int = 3 * 3600
     lifecycle_heartbeat_seconds: int = 60  # RecordLifecycleActionHeartbeat period while booting
     agents: tuple[AgentSpec, ...] = field(default_factory=tuple)
+    # HTTP targets by name (agentfleet.spec.targets runtime_json): guardrails per target.
+    targets: Mapping[str, TargetRules] = field(default_factory=dict)
 
 
 _INT_FIELDS = {f.name for f in fields(Settings) if f.type in ("int", int)}
@@ -85,7 +88,7 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
+def _coerce(name: str, value: Any, source: str, targets: Mapping[str, TargetRules]) -> Any:
     if name in _BOOL_FIELDS:
         if isinstance(value, bool):
             return value
@@ -102,7 +105,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ConfigError(f"{source} {name} must be an integer, got {value!r}") from None
     if name == "agents":
         raw = json.loads(value) if isinstance(value, str) else value
-        return parse_agents(raw, key=f"{source} agents")
+        return parse_agents(raw, key=f"{source} agents", targets=list(targets))
+    if name == "targets":
+        raw = json.loads(value) if isinstance(value, str) else value
+        return parse_rules(raw, key=f"{source} targets")
     return str(value)
 
 
@@ -139,13 +145,15 @@ def resolve(
         unknown = sorted(set(mapping) - names)
         if unknown:
             raise ConfigError(f"{source} has unknown settings {unknown}")
-    for name in names:
+    # targets first: their names are actions the agents may be allowed.
+    for name in sorted(names, key=lambda n: (n != "targets", n == "agents")):
+        targets = values.get("targets", {})
         if explicit and name in explicit:
-            values[name] = _coerce(name, explicit[name], "argument")
+            values[name] = _coerce(name, explicit[name], "argument", targets)
         elif env_name(name) in env:
-            values[name] = _coerce(name, env[env_name(name)], f"environment {env_name(name)}:")
+            values[name] = _coerce(name, env[env_name(name)], f"environment {env_name(name)}:", targets)
         elif document and name in document:
-            values[name] = _coerce(name, document[name], "config document")
+            values[name] = _coerce(name, document[name], "config document", targets)
     settings = Settings(**values)
     if not settings.worker_id:
         import socket
