@@ -74,6 +74,14 @@ def test_jira_needs_basic_auth_and_each_required_field(sink: http_sink.HttpSink)
     assert status == 201 and body["key"] == "OPS-1" and set(body) == {"id", "key", "self"}
 
 
+def test_jira_v3_wants_the_description_in_document_format_and_v2_takes_a_string(sink: http_sink.HttpSink) -> None:
+    fields = {"project": {"key": "OPS"}, "summary": "s", "issuetype": {"name": "Task"}, "description": "plain"}
+    status, body = post(sink, "/rest/api/3/issue", {"fields": fields}, basic("me@x.io:tok"))
+    assert status == 400 and set(body["errors"]) == {"description"}
+    status, body = post(sink, "/rest/api/2/issue", {"fields": fields}, basic("me@x.io:tok"))
+    assert status == 201 and "/rest/api/2/issue/" in body["self"]
+
+
 @pytest.mark.parametrize(("change", "error"), [
     ({"routing_key": "short"}, "Length of 'routing_key' is incorrect (should be 32 characters)"),
     ({"event_action": "page"}, "'event_action' is invalid (must be one of: trigger, acknowledge, resolve)"),

@@ -2,7 +2,7 @@
 
 Routes (answers copied from each service's documentation, see sink_targets):
   POST /repos/{owner}/{repo}/issues   GitHub "Create an issue"
-  POST /rest/api/3/issue              Jira Cloud "Create issue"
+  POST /rest/api/{2,3}/issue          Jira Cloud "Create issue" (v3: description in ADF)
   POST /v2/enqueue                    PagerDuty Events API v2
   POST /chat/slack                    an SNS HTTP subscription standing in for a Slack channel of Amazon Q
                                       Developer in chat applications (AWS Chatbot): each Notification's

@@ -74,8 +74,11 @@ def github_issue(match: re.Match[str], headers: dict[str, str], body: Any, creds
 
 def jira_issue(match: re.Match[str], headers: dict[str, str], body: Any, creds: Credentials,
                number: int) -> Verdict:
-    """Jira Cloud REST v3 "Create issue" (POST /rest/api/3/issue, developer.atlassian.com/cloud/jira/platform/
-    rest/v3/api-group-issues): Basic auth (email:API token); 201 {"id", "key", "self"}; a missing field
+    """Jira Cloud REST "Create issue" (POST /rest/api/{2,3}/issue, developer.atlassian.com/cloud/jira/platform/
+    rest/v3/api-group-issues): Basic auth (email:API token); 201 {"id", "key", "self"}. v3 takes `description`
+    in Atlassian Document Format only ("the description, environment, and any textarea type custom fields
+    take Atlassian Document Format content", same page), v2 a plain string, so a string description on v3
+    answers 400 (this message is the sink's wording). A missing field
     answers 400 {"errorMessages": [], "errors": {field: message}} (the summary message as Jira words it;
     the project/issuetype messages and the 401 text are this sink's wording, not confirmed)."""
     import base64
@@ -100,11 +103,14 @@ def jira_issue(match: re.Match[str], headers: dict[str, str], body: Any, creds: 
     kind = fields.get("issuetype")
     if not isinstance(kind, dict) or not (kind.get("name") or kind.get("id")):
         errors["issuetype"] = "Specify an issue type"
+    version = match.group("version")
+    if version == "3" and isinstance(fields.get("description"), str):
+        errors["description"] = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
     if errors:
         return Verdict("jira", 400, {"errorMessages": [], "errors": errors}, False,
                        "missing " + ", ".join(sorted(errors)))
     key = f"{project.get('key') or 'PRJ'}-{number}"  # type: ignore[union-attr]
-    created = {"id": str(10000 + number), "key": key, "self": f"https://local.atlassian.net/rest/api/3/issue/{10000 + number}"}
+    created = {"id": str(10000 + number), "key": key, "self": f"https://local.atlassian.net/rest/api/{version}/issue/{10000 + number}"}
     return Verdict("jira", 201, created, True, extra={"created": key})
 
 
@@ -191,6 +197,6 @@ def _strings(value: Any) -> bool:
 Handler = Callable[[re.Match[str], dict[str, str], Any, Credentials, int], Verdict]
 ROUTES: list[tuple[re.Pattern[str], str, Handler]] = [  # (POST path, target name, handler)
     (re.compile(r"^/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/issues$"), "github", github_issue),
-    (re.compile(r"^/rest/api/3/issue$"), "jira", jira_issue),
+    (re.compile(r"^/rest/api/(?P<version>[23])/issue$"), "jira", jira_issue),
     (re.compile(r"^/v2/enqueue$"), "pagerduty", pagerduty_event),
 ]
