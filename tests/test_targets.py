@@ -179,3 +179,16 @@ def test_targets_and_chat_as_cli_json_text() -> None:
     assert [t.name for t in config.targets] == ["open_ticket"] and config.targets[0].enabled
     with pytest.raises(ConfigError, match="targets must be a JSON object"):
         FleetConfig.from_context({**context, "targets": "{not json"}.get)
+
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("http://127.0.0.1:8080/v2/enqueue", True), ("http://localhost/hooks/x", True),
+    ("http://127.0.0.2:8080/v2/enqueue", False), ("http://127.0.0.1.example.com/x", False),
+])
+def test_plain_http_only_for_the_loopback_sink(url: str, ok: bool) -> None:
+    raw = {"open_ticket": {**GITHUB, "url": url}}
+    if ok:
+        assert parse_targets(raw)[0].url == url
+    else:
+        with pytest.raises(ConfigError, match=r"targets\.open_ticket\.url must be https://"):
+            parse_targets(raw)

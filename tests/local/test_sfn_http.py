@@ -76,3 +76,11 @@ def test_conditions_are_evaluated_and_unknown_operators_never_allow() -> None:
     assert _conditions_hold(like, {"states:HTTPEndpoint": "https://api.example.com/x"})
     assert not _conditions_hold(like, {"states:HTTPEndpoint": "https://evil.example.com/x"})
     assert not _conditions_hold({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, {"aws:SourceIp": "10.0.0.1"})
+
+
+def test_the_method_condition_aws_cdk_grants_needs_the_method_in_the_context() -> None:
+    # aws-cdk-lib 2.275 HttpInvoke (and constructs/actions.py) conditions InvokeHTTPEndpoint on both keys.
+    cdk = {"StringEquals": {"states:HTTPEndpoint": "https://api.example.com/x", "states:HTTPMethod": "POST"}}
+    assert _conditions_hold(cdk, {"states:HTTPEndpoint": "https://api.example.com/x", "states:HTTPMethod": "POST"})
+    assert not _conditions_hold(cdk, {"states:HTTPEndpoint": "https://api.example.com/x", "states:HTTPMethod": "PUT"})
+    assert not _conditions_hold(cdk, {"states:HTTPEndpoint": "https://api.example.com/x"})

@@ -72,6 +72,13 @@ class Resolver:
         rtype, physical = self.physical[logical]
         if physical.startswith("arn:"):
             return physical if attr in ("Arn", "TopicArn") else physical.rsplit(":", 1)[-1].split("/")[-1]
+        if rtype == "AWS::Events::Connection" and attr in ("Arn", "SecretArn"):
+            # As cfn_prep.Deferred names it before creation: the ARN without AWS's uuid (the HTTP Task
+            # resolves it by name), and the managed secret moto creates as events!connection/NAME/UUID/auth
+            # (moto/events/models.py Connection, moto 5.2.5).
+            if attr == "Arn":
+                return f"arn:aws:events:{REGION}:{ACCOUNT}:connection/{physical}"
+            return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:events!connection/{physical}/*"
         arn_prefix = {"AWS::Kinesis::Stream": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/",
                       "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/",
                       "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agentfleet.local import deploy, emulator, iam, records, replay, report, scenarios, workers
+from agentfleet.local import deploy, emulator, iam, outbound, records, replay, report, scenarios, workers
 from agentfleet.local.approver import Approver
 from agentfleet.local.github_sim import GitHubSim
 from agentfleet.local.model_prep import prepare_model
@@ -32,6 +32,7 @@ from agentfleet.local.watch import wait_until_done
 from agentfleet.ops import logs
 from agentfleet.ops.aws import client
 from agentfleet.spec.catalog import parse_agents
+from agentfleet.spec.fleet import default_context
 
 log = logs.get(__name__)
 
@@ -40,7 +41,7 @@ log = logs.get(__name__)
 class Options:
     workers: int = 3
     events: int | None = None
-    scenario: str = "ci-day"
+    scenario: str = "sources"
     kill_one: bool = False
     out: Path = Path("out/demo")
     assembly: Path | None = None  # reuse a synthesized cloud assembly instead of running app.py
@@ -126,10 +127,17 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
     emu = emulator.start(log_path=str(opts.out / "moto.log"), iam=True)
     fleet: list[workers.WorkerProcess] = []
     approver: Approver | None = None
+    sink: outbound.http_sink.HttpSink | None = None
+    targets: dict[str, Any] = {}
     saved_env = {key: os.environ.get(key) for key in emu.env()}
     try:
         os.environ.update(emu.env())  # this process's clients talk to the emulator too, as its admin user
-        assembly = opts.assembly or deploy.synth(opts.out / "cdk.out")
+        if opts.assembly is None:  # a given assembly keeps its own targets (bench/: all disabled)
+            sink = outbound.start_sink(opts.out)
+            targets = outbound.targets_context(default_context()["targets"], sink.url)
+            made = outbound.create_secrets(client("secretsmanager"), targets)
+            progress.note(f"action targets {', '.join(targets)} -> the sink at {sink.url} (secrets {', '.join(made)})")
+        assembly = opts.assembly or deploy.synth(opts.out / "cdk.out", context={"targets": targets})
         progress.note(f"emulator on {emu.endpoint}; deploying {assembly}")
         deployed = deploy.deploy(assembly, client, emu.endpoint)
         for note in deployed.notes:
@@ -150,6 +158,8 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         emu.run_state_machines_as(machine)
         iam_summary["state_machine"] = machine_summary
         progress.note(f"workers run as {iam_summary['identity']} with {', '.join(iam_summary['policies'])}")
+        if sink is not None:  # the notify topic's chat channel, played by the sink
+            outbound.http_sink.subscribe_slack(client("sns"), deployed.output("NotifyTopicArn"), sink)
         approver = Approver(client("sqs"), client("sns"), client("stepfunctions"), deployed.output("ApprovalTopicArn"))
         approver.start()
         env = {**os.environ, **emu.env(), **identity.env(), "AGENTFLEET_CONFIG": str(config_path.resolve())}
@@ -185,6 +195,9 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
                                    max_record_bytes=limit)
         summary["model"] = {"engine": doc["engine"], "model_id": doc["model_id"],
                             "url": doc.get("openai_base_url", "")}
+        if sink is not None:
+            summary["deliveries_by_target"] = sink.deliveries_by_target()
+            summary["responses_recorded_by_target"] = outbound.responses_by_target(snap.audit.outcomes)
         if github is not None:
             summary["webhook_responses"] = {str(k): v for k, v in sorted(github.statuses.items())}
         summary["killed_unacknowledged_records"] = held
@@ -199,6 +212,8 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         if approver:
             approver.stop()
         workers.stop_all(fleet, deadline_s=5)
+        if sink is not None:
+            sink.stop()
         emu.stop()
         for key, value in saved_env.items():
             if value is None:
@@ -211,7 +226,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m agentfleet.local.fleet", description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=3, help="worker processes (default 3)")
     parser.add_argument("--events", type=int, default=None, help="send at most this many records")
-    parser.add_argument("--scenario", default="ci-day",
+    parser.add_argument("--scenario", default="sources",
                         help="shipped scenario (ci-day, noisy, sources) or a path to a JSONL file, one record per line")
     parser.add_argument("--kill-one", action="store_true", help="SIGKILL one worker a third of the way through")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (default out/demo)")

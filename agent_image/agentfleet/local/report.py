@@ -140,6 +140,10 @@ def text(summary: dict[str, Any]) -> str:
         f"{summary['actions_failed']} failed, {summary['actions_running']} running; outcomes "
         f"{_fmt(summary['action_outcomes'])}; approvals {summary['approvals_answered']}/"
         f"{summary['approvals_requested']} answered",
+        *(["deliveries  by target " + ", ".join(f"{t} {d.get('accepted', 0)} accepted/{d.get('rejected', 0)} rejected"
+                                                 for t, d in summary["deliveries_by_target"].items())
+           + f"; responses recorded in audit {_fmt(summary.get('responses_recorded_by_target', {}))}"]
+          if summary.get("deliveries_by_target") is not None else []),
         f"latency     p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms (arrival on the stream -> decision recorded); "
         f"{summary['tokens_per_s']} generated tokens/s across the fleet",
         f"memory      {summary['memory_items']} agent/subject items",

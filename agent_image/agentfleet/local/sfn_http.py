@@ -138,7 +138,7 @@ def invoke(params: dict[str, Any], region: str, state_machine_arn: str) -> dict[
     _check_endpoint(params["ApiEndpoint"])
     account = state_machine_arn.split(":")[4] if state_machine_arn.count(":") >= 5 else arn.split(":")[4]
     sfn_http_auth.authorize(account, "states:InvokeHTTPEndpoint", state_machine_arn or "*",
-                            {"states:HTTPEndpoint": params["ApiEndpoint"]})
+                            {"states:HTTPEndpoint": params["ApiEndpoint"], "states:HTTPMethod": str(params["Method"])})
     creds = sfn_http_auth.credentials(arn, lambda service: boto_client_for(region=region, service=service),
                                       TIMEOUT_SECONDS)
     try:

@@ -110,7 +110,8 @@ def jira_issue(match: re.Match[str], headers: dict[str, str], body: Any, creds: 
         return Verdict("jira", 400, {"errorMessages": [], "errors": errors}, False,
                        "missing " + ", ".join(sorted(errors)))
     key = f"{project.get('key') or 'PRJ'}-{number}"  # type: ignore[union-attr]
-    created = {"id": str(10000 + number), "key": key, "self": f"https://local.atlassian.net/rest/api/{version}/issue/{10000 + number}"}
+    issue_id = str(10000 + number)
+    created = {"id": issue_id, "key": key, "self": f"https://local.atlassian.net/rest/api/{version}/issue/{issue_id}"}
     return Verdict("jira", 201, created, True, extra={"created": key})
 
 

@@ -33,6 +33,10 @@ ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 # RFC 7230 token characters, the ones a header name may hold.
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+# The HTTP Task calls https endpoints only ("Call HTTPS APIs", Step Functions guide); plain http is
+# accepted for loopback alone, where the local fleet's sink plays the services (local/outbound.py) and
+# the emulator's HTTP Task allows it (local/sfn_http.py). A deployed task would fail on it.
+LOOPBACK_HTTP = re.compile(r"^http://(127\.0\.0\.1|localhost)(:\d{1,5})?/")
 _PATH = re.compile(r"^\$(\.[A-Za-z0-9_-]+)+$")
 # What each kind records from the response body by default (JSONPath into the body; none = status only).
 RESPONSE_PRESETS: Mapping[str, tuple[str, ...]] = {
@@ -157,8 +161,9 @@ def parse_target(name: Any, raw: Any, key: str) -> TargetSpec:
         raise ConfigError(f"{key}.kind must be one of {', '.join(KINDS)}, got {kind!r}")
     url = raw.get("url")
     # The HTTP Task calls HTTPS endpoints only (Step Functions Developer Guide, "Call HTTPS APIs").
-    if not isinstance(url, str) or not url.startswith("https://") or len(url) <= len("https://"):
-        raise ConfigError(f"{key}.url must be https://..., got {url!r}")
+    if not isinstance(url, str) or not (_https(url) or LOOPBACK_HTTP.match(url)):
+        raise ConfigError(f"{key}.url must be https://... (http:// only for 127.0.0.1 or localhost, the local "
+                          f"fleet's sink), got {url!r}")
     method = raw.get("method", "POST")
     if method not in METHODS:
         raise ConfigError(f"{key}.method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -222,3 +227,7 @@ def parse_rules(raw: Any, key: str) -> dict[str, TargetRules]:
                 raise ConfigError(f"{key}.{name}.{f} must be true or false, got {value!r}")
         rules[name] = TargetRules(rate_limit_per_minute=rate, **flags)
     return rules
+
+
+def _https(url: str) -> bool:
+    return url.startswith("https://") and len(url) > len("https://")
