@@ -71,6 +71,8 @@ def test_reset_keeps_iam_enforced_with_a_fresh_admin(tmp_path: Any) -> None:
 
     from agentfleet.local import emulator as emulator_mod
 
+    # An earlier run's refusals in the same directory must not count for this one.
+    (tmp_path / "moto.denied.jsonl").write_text('{"error": "AccessDenied", "action": "stale"}\n')
     emu = emulator_mod.start(log_path=str(tmp_path / "moto.log"), iam=True)
     try:
         def sqs(env: dict[str, str]) -> Any:

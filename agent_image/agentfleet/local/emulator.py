@@ -171,6 +171,9 @@ def start(port: int | None = None, timeout: float = 30.0, log_path: str | None =
     env = {**os.environ, **CREDENTIALS}
     env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)  # enforcement is switched on below, after the admin exists
     if denied_log is not None:
+        # A log (or state machine key) left by an earlier run in the same directory is not this run's.
+        denied_log.unlink(missing_ok=True)
+        denied_log.with_name(denied_log.stem + ".states-key.json").unlink(missing_ok=True)
         env["AGENTFLEET_DENIED_LOG"] = str(denied_log)
         env["AGENTFLEET_STATE_MACHINE_KEY"] = str(denied_log.with_name(denied_log.stem + ".states-key.json"))
     process = subprocess.Popen(

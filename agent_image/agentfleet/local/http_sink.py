@@ -52,6 +52,8 @@ class HttpSink:
     def __init__(self, jsonl: Path | None = None, credentials: Credentials | None = None, port: int = 0) -> None:
         self.credentials = credentials or Credentials()
         self.jsonl = jsonl
+        if jsonl is not None:
+            jsonl.write_text("", encoding="utf-8")  # this run's requests only
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
