@@ -17,6 +17,8 @@ class GenerationRequest:
 
     prompt: str
     allowed_actions: tuple[str, ...]
+    # "agent/subject": a multi-replica client sends equal keys to the same replica (prefix cache)
+    affinity_key: str = ""
 
 
 @dataclass(frozen=True)
