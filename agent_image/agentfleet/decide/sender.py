@@ -75,10 +75,11 @@ class SendLoop:
         self.metrics.observe(metric_names.QUEUE_TIME_MS, (sent - item.enqueued) * 1000, "Milliseconds")
         try:
             completion = self.pipeline.send(item, prompt)
-        except BaseException:  # send catches model errors; anything else is a bug, but the slot must come back
+        except Exception as exc:  # send catches model errors, so this is a bug: keep the thread, retry or record
+            log.exception("sending failed", extra={"decision_id": item.decision_id})
             self.scheduler.returned(item)
-            self._settle(item, None)
-            raise
+            self._submit(self._failed, item, exc)
+            return
         self.metrics.observe(metric_names.MODEL_TIME_MS, (self._monotonic() - sent) * 1000, "Milliseconds")
         self.scheduler.returned(item)
         if completion is None:
