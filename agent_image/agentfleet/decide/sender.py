@@ -137,8 +137,12 @@ class SendLoop:
 
     def abandon(self) -> None:
         """Past the deadline: skip finish steps not yet begun; running ones (and the model) are left behind."""
+        # Queued finish steps still run, see `cancel` and return at once. "Regardless of the value of
+        # wait, the entire Python program will not exit until all pending futures are done executing"
+        # (python/cpython Doc/library/concurrent.futures.rst, Executor.shutdown): so a drain that gives up
+        # sets worker.abandoned and the process exits with os._exit (entrypoints/worker.exit_code).
         self.cancel.set()
-        self._pool.shutdown(wait=False)  # queued finish steps still run, see `cancel` and return at once
+        self._pool.shutdown(wait=False)
 
     def close(self) -> None:
         """After the drain: let the idle finish threads end (senders end once the scheduler is closed)."""
