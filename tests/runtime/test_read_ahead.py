@@ -59,3 +59,14 @@ def test_reading_stops_at_the_window_plus_queue_and_resumes_with_the_room_freed(
     shards.poll()
     assert kinesis.limits == [5, 2] and len(scheduler) == 5
     assert [len(reader.pending), shards.stats.records] == [7, 7], "reading paused; records stay pending"
+
+
+def test_shards_due_together_share_the_room() -> None:
+    kinesis, scheduler = EndlessShard(), Scheduler(2, queue_limit=4)
+    leases: Any = SimpleNamespace(shards={}, valid=lambda shard_id: True)
+    shards = ShardSet(Settings(stream_name="s", agents=TEST_AGENTS), kinesis, leases, scheduler,
+                      audit=object(), metrics=Metrics("t", "off", stream=io.StringIO()),  # type: ignore[arg-type]
+                      stats=Stats())
+    shards.apply(Changes(acquired=[Lease("shard-1", "me", counter=1), Lease("shard-2", "me", counter=1)]))
+    shards.poll()
+    assert kinesis.limits == [3, 3], "the first shard does not take the whole room"

@@ -81,14 +81,15 @@ class ShardSet:
         log.info("shard dropped", extra={"shard_id": shard_id, "queued_items_dropped": dropped})
 
     def poll(self) -> None:
-        """Read the shards that are due, while the scheduler has room (a record may fan out to several items)."""
-        for shard_id, reader in list(self.readers.items()):
+        """Read the shards that are due while the scheduler has room, sharing the room among them so no
+        shard starves another (a record may still fan out to several items, one per subscribed agent)."""
+        due = [reader for shard_id, reader in self.readers.items() if reader.due() and self.leases.valid(shard_id)]
+        for index, reader in enumerate(due):
             room = self.scheduler.room()
             if room <= 0:
                 break
-            if reader.due() and self.leases.valid(shard_id):
-                for record in reader.poll(limit=room):
-                    self._accept(reader, record)
+            for record in reader.poll(limit=max(1, room // (len(due) - index))):
+                self._accept(reader, record)
         self.collect_quarantined()
 
     def _current(self, shard_id: str, generation: int) -> ShardReader | None:
