@@ -4,6 +4,7 @@ No emulator: a fake pipeline whose steps the test gates with events."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import threading
 import time
@@ -147,9 +148,9 @@ class GatedPipeline:
         return True
 
 
-def _loop(sched: Scheduler, pipeline: GatedPipeline) -> tuple[SendLoop, list[WorkItem]]:
+def _loop(sched: Scheduler, pipeline: GatedPipeline, metrics: Metrics | None = None) -> tuple[SendLoop, list[WorkItem]]:
     done: list[WorkItem] = []
-    loop = SendLoop(sched, pipeline, Metrics("t", "off"), on_done=done.append,  # type: ignore[arg-type]
+    loop = SendLoop(sched, pipeline, metrics or Metrics("t", "off"), on_done=done.append,  # type: ignore[arg-type]
                     on_retry=lambda item: pytest.fail(f"unexpected retry of {item.sequence_number}"))
     return loop, done
 
@@ -192,3 +193,19 @@ def test_drain_past_its_deadline_hands_back_what_is_still_in_the_model() -> None
     pipeline.model_gate.set()  # the model answers after the deadline: nothing is acknowledged
     _wait(lambda: len(loop.left) == 2, "in-flight items left for the next owner")
     assert done == [] and pipeline.finished == [] and sched.active() == 0
+
+
+def test_queue_time_and_model_time_are_observed_per_item() -> None:
+    now, clock = _clock()
+    out = io.StringIO()
+    sched, pipeline = Scheduler(1, monotonic=clock), GatedPipeline()
+    loop, done = _loop(sched, pipeline, Metrics("t", "emf", stream=out))
+    loop._monotonic = clock
+    sched.add(_item(AGENTS["triage"], "s", "1", enqueued=now[0] - 0.25))  # read 250 ms ago
+    loop.start()
+    _wait(lambda: len(done) == 1, "the item finished")
+    sched.close()
+    loop.close()
+    loop.metrics.flush()
+    line = json.loads(out.getvalue().splitlines()[0])
+    assert line["QueueTime"] == 250.0 and line["ModelTime"] == 0.0
