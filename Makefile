@@ -13,7 +13,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: setup synth lint test test-fast demo bench cost preflight readme-figures clean
+.PHONY: setup synth lint test test-fast demo bench cost preflight fleetcheck readme-figures clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt package.json agent_image/pyproject.toml
 	test -d $(VENV) || python3 -m venv $(VENV)
@@ -63,6 +63,10 @@ cost: setup
 # Needs AWS credentials (read-only calls); synth and the tests never do.
 preflight: setup
 	$(PY) -m stacks.preflight $(ARGS)
+
+# A deployed fleet: sends ARGS' --events synthetic events (default 50) and measures them (needs AWS credentials).
+fleetcheck: setup
+	$(PY) -m agentfleet.entrypoints.fleetcheck $(ARGS)
 
 clean:
 	rm -rf cdk.out out .pytest_cache .mypy_cache .ruff_cache

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import batching, local, overhead, synth
+from bench import batching, local, overhead, synth, utilization
 from bench.results import RESULTS_PATH, Result, machine, write
 
 BENCHMARKS: dict[str, Callable[..., Result]] = {
     "overhead": overhead.run, "batching": batching.run, "synth": synth.run, "local": local.run,
+    "serving": utilization.run,
 }
 ASSEMBLY = Path("out/bench/cdk.out")  # synth keeps the app's assembly here; local deploys it (one synth fewer)
 FULL: dict[str, dict[str, Any]] = {
@@ -28,12 +29,16 @@ FULL: dict[str, dict[str, Any]] = {
     "batching": {"prompt_count": 16, "rounds": 2},
     "synth": {"repeats": 2, "probes": True, "keep": ASSEMBLY},
     "local": {"workers": 3, "events": 100},
+    "serving": {"events": 2000, "window_s": 60.0, "baseline_window_s": 45.0, "prefix_replicas": 4,
+                "ceiling_s": 60.0},
 }
 QUICK: dict[str, dict[str, Any]] = {
     "overhead": {"records": 2_000, "max_seconds": 30.0, "profile_records": 1_000, "loop_seconds": 1.0},
     "batching": {"prompt_count": 8, "rounds": 1},
     "synth": {"repeats": 1, "probes": False, "keep": ASSEMBLY},
     "local": {"workers": 3, "events": 12},
+    "serving": {"events": 200, "window_s": 8.0, "baseline_window_s": 6.0, "prefix_replicas": 2, "prefix_requests": 120,
+                "ceiling_s": 8.0},
 }
 
 

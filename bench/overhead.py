@@ -1,4 +1,4 @@
-"""Benchmark 1: runtime overhead, events/s on one core with the model and AWS replaced by instant fakes.
+"""Profile (no target since issue 11): runtime overhead, events/s on one core with the model and AWS as instant fakes.
 
 Synthetic records (the ci-day scenario's events with fresh ids over 80 subjects, one in a hundred
 malformed) go through the objects a Worker builds: ShardSet (Kinesis page -> decode -> validate ->
@@ -29,6 +29,7 @@ from agentfleet.entrypoints.worker import Clients, Worker
 from agentfleet.local import scenarios
 from agentfleet.ops import logs
 from agentfleet.ops.metrics import Metrics
+from agentfleet.serve.model.base import ModelBackend
 from agentfleet.spec.catalog import AgentSpec, parse_agents
 from agentfleet.spec.settings import Settings
 from bench.fakes import FakeDynamoDB, FakeKinesis, FakeStepFunctions, HeldLeases, InstantModel
@@ -36,8 +37,10 @@ from bench.results import Result
 from bench.sampler import CpuSampler
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE = 1000.0  # records/s: what one Kinesis shard accepts
-TARGET = ">= 20"
+SHARD_RECORDS_PER_S = 1000.0  # what one Kinesis shard accepts: a scale for the figure, no longer a target
+# A profile, not a target: the >= 20x-one-shard target is retired (issue 11). What the runtime's CPU means
+# for serving is the `serving` benchmark's cpu_share_of_core (CPU per decision at the simulated peak rate).
+TARGET = "profile"
 # Where the pipeline's time goes: label -> a frame name fragment (inclusive attribution).
 LABELS = {
     "read+validate+route (ShardSet.poll)": "shards.py:ShardSet.poll",
@@ -107,21 +110,29 @@ class Rig:
     total: int
 
 
-def rig(records: list[tuple[str, bytes]], *, shards: int = 4, batch_size: int = 8) -> Rig:
-    """A Worker wired as in production, over fake clients, holding every shard."""
+def bench_settings(batch_size: int = 8) -> Settings:
+    """The worker's settings for benchmarks: cdk.json's agents (rate limits lifted) and model shape."""
     context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
-    settings = Settings(stream_name="bench-events", memory_table="bench-memory", leases_table="bench-leases",
-                        audit_table="bench-audit", worker_id="bench-0", batch_size=batch_size,
-                        sequence_length=context["sequence_length"], max_new_tokens=context["max_new_tokens"],
-                        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:bench-actions",
-                        agents=bench_agents(), metrics_mode="emf")
+    return Settings(stream_name="bench-events", memory_table="bench-memory", leases_table="bench-leases",
+                    audit_table="bench-audit", worker_id="bench-0", batch_size=batch_size,
+                    sequence_length=context["sequence_length"], max_new_tokens=context["max_new_tokens"],
+                    state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:bench-actions",
+                    agents=bench_agents(), metrics_mode="emf")
+
+
+def max_prompt_tokens(settings: Settings) -> int:
+    return settings.sequence_length - settings.max_new_tokens - 1
+
+
+def rig(records: list[tuple[str, bytes]], *, shards: int = 4, batch_size: int = 8,
+        backend: ModelBackend | None = None) -> Rig:
+    """A Worker wired as in production, over fake clients, holding every shard (model: `backend` or instant)."""
+    settings = bench_settings(batch_size)
     kinesis, dynamodb, sfn = FakeKinesis(by_shard(records, shards)), FakeDynamoDB(keys_only=["bench-audit"]), \
         FakeStepFunctions()
-    model = InstantModel(batch_size=batch_size,
-                         max_prompt_tokens=settings.sequence_length - settings.max_new_tokens - 1)
+    model = backend or InstantModel(batch_size=batch_size, max_prompt_tokens=max_prompt_tokens(settings))
     metrics = Metrics(settings.fleet_name, "emf", stream=open(os.devnull, "w"))
     worker = Worker(settings, model, clients=Clients(kinesis, dynamodb, sfn), metrics=metrics)
-    worker.pipeline.backend = model  # drive() calls the model in its own thread: no coalescer hand-off
     leases = HeldLeases(list(kinesis.records))
     worker.shards.leases = leases  # type: ignore[assignment]  # the worker holds every shard; no lease I/O
     worker.shards.apply(leases.acquired())
@@ -161,14 +172,15 @@ def drive(r: Rig, problems: Problems | None = None, *, max_seconds: float = floa
     target cannot make `make bench` take hours; the result says how many records were fed.
     """
     w, p = r.worker, r.worker.pipeline
+    p.backend = w.backend  # the model is called in this thread: no hand-off to a coalescer's thread
     progress = Progress([(0, time.process_time(), time.perf_counter())])
     deadline = time.perf_counter() + max_seconds
     while (w.stats.records < r.total and time.perf_counter() < deadline) or len(w.scheduler):
         if w.stats.records < r.total and time.perf_counter() < deadline:
             w.shards.poll()
         while (item := w.scheduler.take()[1]) is not None:
-            memory, prompt = p.prepare(item)
-            completion = p.send(item, prompt)
+            memory, request = p.prepare(item)
+            completion = p.send(item, request)
             w.scheduler.returned(item)
             if completion is None or not p.finish(item, memory, completion):
                 why = "; ".join(problems.seen) if problems else "see the log"
@@ -274,5 +286,7 @@ def run(records: int = 100_000, max_seconds: float = 90.0, profile_records: int 
                      f"subscribes to: {loop['records_per_s']:,.0f} records/s for {loop['wall_s']} s, where the same "
                      f"records driven directly go at {loop['pipeline_records_per_wall_s']:,.0f}/s (the gap is the "
                      f"loop's polling, lease and checkpoint cadence over {loop['shards']} shards)")
-    return Result("overhead", round(value, 1), "records/s", BASELINE, round(value / BASELINE, 2), TARGET, notes,
+    notes.insert(0, f"profile, no target (the >= 20x target is retired, issue 11): {value / SHARD_RECORDS_PER_S:.2f}x "
+                    f"one shard's {SHARD_RECORDS_PER_S:,.0f} records/s; see `serving` for CPU per decision")
+    return Result("overhead", round(value, 1), "records/s", None, None, TARGET, notes,
                   {"pipeline": measured, "time_shares": shares, "innermost_frames": hottest, "loop": loop})

@@ -30,6 +30,10 @@ class HourlyPrices:
     spot: float | None
     note: str
     hours_per_month: float = 730.0
+    # $ per million tokens of one On-Demand instance at its rated throughput (showback), None when the
+    # price or throughput is missing; `token_basis` says how it was computed or what is missing.
+    usd_per_million_tokens: float | None = None
+    token_basis: str = ""
 
 
 class CostControls(Construct):

@@ -12,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from agentfleet.spec import compat
+from agentfleet.spec import compat, sizing
 from agentfleet.spec import metric_names as m
 from agentfleet.spec.fleet import FleetConfig
 
@@ -127,6 +127,16 @@ class NeuronFleet(Construct):
                                       {"CapacityReservationTarget": target})
         return template
 
+    @staticmethod
+    def _replicas_env(config: FleetConfig, family: str, engine: str) -> str:
+        """`-e AGENTFLEET_REPLICAS=R` when every configured type of the family has the same known replica
+        count (logical cores / TP, agentfleet.spec.sizing); otherwise the boot resolves it (IMDS type, else
+        neuron-ls). The container starts the R vLLM servers itself, on loopback ports inside it."""
+        counts = {sizing.replicas(t, config.tp_for(family), engine) for t in config.instance_types
+                  if compat.instance_family(t) == family}
+        count = counts.pop() if len(counts) == 1 else None
+        return f"-e AGENTFLEET_REPLICAS={count} " if count else ""
+
     def _user_data(self, config: FleetConfig, family: str, engine: str, image: ecr_assets.DockerImageAsset,
                    runtime_config_parameter: str) -> ec2.UserData:
         region = Stack.of(self).region
@@ -154,11 +164,14 @@ class NeuronFleet(Construct):
             # --ulimit memlock=-1: locked memory for the non-root user (issue 10 item 5). --shm-size: PyTorch
             # shares tensors between TP workers through /dev/shm, Docker's default is 64 MB (vLLM docs,
             # "Deploying with Docker"). --restart on-failure: a drained container exits 0 and stays stopped.
+            # Every /dev/neuron* is passed: the R model replicas (AGENTFLEET_REPLICAS, else resolved at boot)
+            # each take their own cores; their vLLM ports stay on the container's loopback (no -p).
             'docker run -d --name agentfleet --restart on-failure "${DEVICES[@]}" --group-add "$NEURON_GID" '
             "--cap-add IPC_LOCK --ulimit memlock=-1 --shm-size 10g "
             f"-p 127.0.0.1:{HEALTH_PORT}:{HEALTH_PORT} --stop-timeout 60 -v /var/cache/agentfleet:/var/cache/agentfleet "
             f"-e AWS_REGION={region} -e AGENTFLEET_CONFIG=ssm:{runtime_config_parameter} "
             f"-e AGENTFLEET_ENGINE={engine} -e AGENTFLEET_TENSOR_PARALLEL_DEGREE={config.tp_for(family)} "
+            f"{self._replicas_env(config, family, engine)}"
             '-e AGENTFLEET_IMAGE_URI="$IMAGE_REF" -e NEURON_SKIP_EFA_AFFINITY=1 '
             f"--log-driver awslogs --log-opt awslogs-region={region} "
             f"--log-opt awslogs-group={self.container_logs.log_group_name} \"$IMAGE\"",

@@ -14,11 +14,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+from constructs.inference_widgets import inference_widgets
 
 from agentfleet.spec import metric_names as m
 from agentfleet.spec.fleet import FleetConfig
 
-SECTIONS = ("Ingest", "Agents", "Fleet", "Neuron", "Actions", "Cost")
+SECTIONS = ("Ingest", "Agents", "Inference", "Fleet", "Neuron", "Actions", "Cost")
 _5MIN = Duration.minutes(5)
 
 
@@ -82,6 +83,7 @@ class Observability(Construct):
             self._graph("Tokens/s and batch fill %", [self.metric(m.TOKENS_PER_SECOND, statistic="Average"),
                                                       self.metric(m.BATCH_FILL_PERCENT, statistic="Average")]),
         ])
+        self._section("Inference", inference_widgets(self.metric, config.fleet_name, [a.name for a in config.agents]))
         self._section("Fleet", [
             self._graph("In service / pending", [in_service, cw.Metric(
                 namespace="AWS/AutoScaling", metric_name="GroupPendingInstances", dimensions_map=asg,

@@ -18,7 +18,7 @@ from typing import Any
 from agentfleet.spec.catalog import ConfigError
 from agentfleet.spec.fleet import FleetConfig
 from stacks import cost_model as cm
-from stacks import cost_report, pricing
+from stacks import cost_report, cost_throughput, pricing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override a cdk.json context key, as with `cdk synth -c` (repeatable)")
     p.add_argument("--prices", action="append", default=[], metavar="FILE",
                    help="JSON price file merged over the shipped table, later files win (repeatable)")
+    p.add_argument("--throughput", action="append", default=[], metavar="FILE",
+                   help="measured tokens/s per instance, {\"<type>\": {\"tokens_per_second\": x, \"source\": ...}} "
+                        "(the fleet check writes it); wins over the price table's throughput rows (repeatable)")
     p.add_argument("--refresh", action="store_true",
                    help="fetch On-Demand (Price List API) and Spot (price history) prices for --region "
                         "when AWS credentials exist; user price files still win")
@@ -91,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         table = pricing.with_context(table, context.get("cost_prices"))
         for path in args.prices:
             table = table.merged_file(path)
+        for path in args.throughput:
+            table = table.merged(cost_throughput.read_measured(path))
         workload = cm.Workload.from_config(
             config, events_per_second=args.events_per_second, event_kb=args.event_kb,
             action_fraction=args.action_fraction, utilization=args.utilization)

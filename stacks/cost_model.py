@@ -16,6 +16,7 @@ from typing import Any
 
 from agentfleet.spec import compat
 from agentfleet.spec.fleet import FleetConfig
+from stacks import cost_throughput as ct
 from stacks.pricing import PriceTable, on_demand_id, spot_id, throughput_id
 
 HOURS_PER_MONTH = 730.0  # AWS pricing pages' convention for a month
@@ -122,14 +123,18 @@ def scenarios(config: FleetConfig) -> list[Scenario]:
     return result
 
 
-def scenario_prices(s: Scenario, table: PriceTable) -> dict[str, float | None]:
-    """Average On-Demand/Spot price and throughput over the scenario's types (None if any is missing)."""
+def scenario_prices(s: Scenario, table: PriceTable, config: FleetConfig | None = None) -> dict[str, float | None]:
+    """Average On-Demand/Spot price and instance throughput over the scenario's types (None if any is missing).
+    With `config`, throughput is per instance from its replicas (stacks/cost_throughput.py)."""
+    def tput(t: str) -> float | None:
+        return table.throughput(t) if config is None else ct.instance_throughput(config, table, t)[0]
+
     return {
         "od_price": _mean([table.on_demand(t) for t in s.od_types]),
         # no Spot type in the scenario: Spot is 0 instances, priced 0 (the report shows "no Spot")
         "spot_price": _mean([table.spot(t) for t in s.spot_types]) if s.spot_types else 0.0,
-        "od_tput": _mean([table.throughput(t) for t in s.od_types]),
-        "spot_tput": _mean([table.throughput(t) for t in s.spot_types]) if s.spot_types else 0.0,
+        "od_tput": _mean([tput(t) for t in s.od_types]),
+        "spot_tput": _mean([tput(t) for t in s.spot_types]) if s.spot_types else 0.0,
     }
 
 
@@ -200,7 +205,7 @@ def _kinesis(config: FleetConfig, w: Workload, table: PriceTable, records: float
 
 def fleet_estimate(config: FleetConfig, s: Scenario, table: PriceTable, w: Workload, instances: float,
                    level: str, hours: float = HOURS_PER_MONTH) -> FleetEstimate:
-    p = scenario_prices(s, table)
+    p = scenario_prices(s, table, config)
     if s.spot_types:
         od, spot = market_split(instances, config.on_demand_base_capacity, config.on_demand_percentage_above_base)
     else:  # no Spot in this scenario: the group launches every instance On-Demand
@@ -211,7 +216,7 @@ def fleet_estimate(config: FleetConfig, s: Scenario, table: PriceTable, w: Workl
     total = _total([compute, ebs, svc])
     tokens = _sum(od * 3600.0 * hours * w.utilization, p["od_tput"], spot * 3600.0 * hours * w.utilization,
                   p["spot_tput"])
-    missing = tuple(sorted(set(_missing_ids(s, table))))
+    missing = tuple(sorted(set(_missing_ids(s, table, config))))
     return FleetEstimate(s.name, level, instances, od, spot, p["od_price"], p["spot_price"], compute, ebs, svc,
                          total, tokens, _per_m(total, tokens), None if total is None else total / hours, missing)
 
@@ -219,7 +224,7 @@ def fleet_estimate(config: FleetConfig, s: Scenario, table: PriceTable, w: Workl
 def gpu_baseline(fleet: FleetEstimate, gpu: str, config: FleetConfig, table: PriceTable, w: Workload,
                  hours: float = HOURS_PER_MONTH) -> GpuBaseline:
     """ceil(fleet tokens / one GPU instance's tokens) On-Demand GPU instances, plus the same services."""
-    price, tput = table.on_demand(gpu), table.throughput(gpu)
+    price, tput = table.on_demand(gpu), ct.instance_throughput(config, table, gpu)[0]
     if fleet.tokens_month is None or tput is None or price is None:
         return GpuBaseline(fleet.scenario, gpu, price, tput, None, None, None, None)
     count = math.ceil(fleet.tokens_month / (tput * 3600.0 * hours * w.utilization))
@@ -230,8 +235,9 @@ def gpu_baseline(fleet: FleetEstimate, gpu: str, config: FleetConfig, table: Pri
     return GpuBaseline(fleet.scenario, gpu, price, tput, count, total, _per_m(total, fleet.tokens_month), ratio)
 
 
-def _missing_ids(s: Scenario, table: PriceTable) -> list[str]:
-    ids = [on_demand_id(t) for t in s.od_types] + [throughput_id(t) for t in s.od_types + s.spot_types]
+def _missing_ids(s: Scenario, table: PriceTable, config: FleetConfig) -> list[str]:
+    ids = [on_demand_id(t) for t in s.od_types] + [throughput_id(t) for t in s.od_types + s.spot_types
+                                                   if ct.instance_throughput(config, table, t)[0] is None]
     ids += [on_demand_id(t) for t in s.spot_types if table.rows.get(spot_id(t)) is None
             or table.rows[spot_id(t)].value is None]
     return [i for i in ids if table.rows.get(i) is None or table.rows[i].value is None]

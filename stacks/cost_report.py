@@ -8,6 +8,7 @@ from typing import Any
 
 from agentfleet.spec.fleet import FleetConfig
 from stacks import cost_model as cm
+from stacks import cost_throughput as ct
 from stacks.pricing import HOW_TO_SUPPLY, PriceTable
 
 NOT_INCLUDED = ("data transfer", "NAT gateway / VPC endpoints", "KMS", "Secrets Manager", "ECR", "SNS",
@@ -32,6 +33,7 @@ def build(config: FleetConfig, table: PriceTable, w: cm.Workload, *, region: str
                      for kind in ("ec2/on-demand", "ec2/spot", "throughput")]
     rate_ids += ["ec2/spot-discount", "ebs/gp3-gb-month"]
     rate_ids += [f"{kind}/{g}" for g in gpus for kind in ("ec2/on-demand", "throughput")]
+    rate_ids += [ct.replica_id(t) for t in config.instance_types]
     used = table.used(rate_ids)
     missing = sorted({m for sd in scenario_docs for m in sd["estimates"]["desired"]["missing"]}
                      | {r.id for r in used if r.value is None})
@@ -43,7 +45,34 @@ def build(config: FleetConfig, table: PriceTable, w: cm.Workload, *, region: str
         "services": [asdict(ln) for ln in service_lines], "scenarios": scenario_docs,
         "missing": missing, "how_to_supply": HOW_TO_SUPPLY.format(id="<row id>") if missing else "",
         "prices": [r.to_json() for r in used], "not_included": list(NOT_INCLUDED),
+        "throughput": _throughput(config, table, gpus), "agents": _agents(config, scenario_docs),
     }
+
+
+def _throughput(config: FleetConfig, table: PriceTable, gpus: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per type: replicas (logical cores / TP; None outside the matrix) and tokens/s per instance with its basis."""
+    rows = []
+    for t in [*config.instance_types, *gpus]:
+        replicas = ct.replicas_for(config, t)
+        tput, basis = ct.instance_throughput(config, table, t)
+        rows.append({"type": t, "replicas": replicas, "tokens_per_second": tput, "basis": basis,
+                     "tensor_parallel": config.tp_for(t.split(".")[0]) if replicas is not None else None})
+    return rows
+
+
+def _agents(config: FleetConfig, scenario_docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per agent: its estimated token share (by rate limit) of each scenario's tokens and $ at desired capacity."""
+    out = []
+    for name, share in ct.agent_shares(config).items():
+        per = {}
+        for sd in scenario_docs:
+            est = sd["estimates"]["desired"]
+            per[sd["name"]] = {
+                "usd_month": None if est["total_month"] is None else est["total_month"] * share,
+                "tokens_month": None if est["tokens_month"] is None else est["tokens_month"] * share}
+        out.append({"agent": name, "share": share, "basis": "rate_limit_per_minute share (estimate)",
+                    "scenarios": per})
+    return out
 
 
 def headline(doc: dict[str, Any]) -> dict[str, Any] | None:
@@ -54,6 +83,10 @@ def headline(doc: dict[str, Any]) -> dict[str, Any] | None:
 
 def _m(x: float | None, digits: int = 2) -> str:
     return "missing" if x is None else f"{x:,.{digits}f}"
+
+
+def _dash(x: int | None) -> str:
+    return "-" if x is None else str(x)
 
 
 def _ratio(x: float | None) -> str:
@@ -98,6 +131,15 @@ def render_text(doc: dict[str, Any]) -> str:
             out.append(f"{'  vs ' + s['name']:<30}{g['itype']:>16}{_m(g['instances'], 0):>11}"
                        f"{_m(g['total_month']):>14}{_m(g['usd_per_m_tokens'], 4):>12}"
                        f"{_ratio(g['ratio']):>11}")
+    out += ["", f"{'Throughput per instance':<30}{'replicas':>9}{'TP':>5}{'tokens/s':>11}  basis "
+                "(replicas = logical cores / TP; '-' = not in compat.json or cores unknown)"]
+    out += [f"{'  ' + r['type']:<30}{_dash(r['replicas']):>9}{_dash(r['tensor_parallel']):>5}"
+            f"{_m(r['tokens_per_second'], 0):>11}  {r['basis']}" for r in doc["throughput"]]
+    out += ["", f"{'Per agent, $/month at desired':<30}{'share':>7}" + "".join(f"{n:>{width}}" for n in names)]
+    out += [f"{'  ' + a['agent']:<30}{a['share']:>7.1%}"
+            + "".join(f"{_m(a['scenarios'][n]['usd_month']):>{width}}" for n in names) for a in doc["agents"]]
+    out += ["  (share = the agent's rate_limit_per_minute / their sum: an estimate, no config key gives "
+            "expected events per agent)"]
     out += ["", f"{'Services (every scenario)':<30}{'$/month':>12}  basis"]
     out += [f"{ln['component']:<30}{_m(ln['usd_month']):>12}  {ln['basis']}" for ln in doc["services"]]
     out += ["", "Prices used (status: see stacks/prices.json)"]

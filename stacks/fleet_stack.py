@@ -13,6 +13,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from constructs.actions import Actions
 from constructs.agent_state import QUARANTINE_PREFIX
+from constructs.capacity import PredictiveCapacity
 from constructs.neuron_fleet import LAUNCH_HOOK, TERMINATION_HOOK, NeuronFleet
 from constructs.sources import Sources
 
@@ -39,6 +40,9 @@ class FleetStack(Stack):
         self.runtime_config_name = f"/agentfleet/{config.fleet_name}/runtime-config"
         self.fleet = NeuronFleet(self, "NeuronFleet", config=config, image_directory=IMAGE_DIRECTORY,
                                  runtime_config_parameter=self.runtime_config_name)
+        # Predictive scaling beside the fleet's target tracking (constructs/capacity.py).
+        self.capacity = PredictiveCapacity(self, "PredictiveCapacity", config=config,
+                                           group_name=self.fleet.group.auto_scaling_group_name)
         self.sources = Sources(self, "Sources", config=config.sources, stream=state.ingest.stream,
                                image_directory=IMAGE_DIRECTORY)
         # Every log group of this stack (the container logs and the VPC flow logs NeuronFleet makes, the

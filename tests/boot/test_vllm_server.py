@@ -18,6 +18,11 @@ from agentfleet.serve.model.openai_http import OpenAIHTTPBackend
 from agentfleet.spec.settings import Settings
 
 
+def _settings(timeout_s: int, **more: Any) -> Settings:
+    """Any free port per replica: suites run side by side on this machine."""
+    return Settings(compile_timeout_seconds=timeout_s, vllm_base_port=0, **more)
+
+
 def _calls(state: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (state / "vllm_calls.jsonl").read_text().splitlines()]
 
@@ -28,7 +33,7 @@ def _http_client(base_url: str, settings: Settings, weights: Path) -> OpenAIHTTP
 
 
 def test_the_compile_server_serves_without_a_restart(neuron_fakes: Path, tmp_path: Path) -> None:
-    engine = VllmNeuronEngine(Settings(compile_timeout_seconds=60), client_factory=_http_client)
+    engine = VllmNeuronEngine(_settings(60), client_factory=_http_client)
     artifacts = tmp_path / "artifacts"
     engine.compile(weights=tmp_path / "weights", out_dir=artifacts)
     backend = engine.load(artifact_dir=artifacts, weights=tmp_path / "weights")
@@ -49,7 +54,7 @@ def test_the_compile_server_serves_without_a_restart(neuron_fakes: Path, tmp_pat
 def test_restart_waits_until_the_cores_are_free(neuron_fakes: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_VLLM_RELEASE_S", "2")
-    engine = VllmNeuronEngine(Settings(compile_timeout_seconds=60), client_factory=lambda *a: FakeBackend(tmp_path))
+    engine = VllmNeuronEngine(_settings(60), client_factory=lambda *a: FakeBackend(tmp_path))
     artifacts, weights = tmp_path / "artifacts", tmp_path / "weights"
     engine.compile(weights=weights, out_dir=artifacts)
     engine.release()  # stops the whole process group and waits for neuron-ls to show no holder
@@ -66,17 +71,17 @@ def test_a_compile_longer_than_the_ready_timeout_fails(neuron_fakes: Path, tmp_p
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_VLLM_COMPILE_S", "3")
     monkeypatch.setenv("FAKE_VLLM_RELEASE_S", "0")
-    short = VllmNeuronEngine(Settings(compile_timeout_seconds=1), client_factory=lambda *a: FakeBackend(tmp_path))
+    short = VllmNeuronEngine(_settings(1), client_factory=lambda *a: FakeBackend(tmp_path))
     with pytest.raises(RuntimeError, match="exited with code 1 before it was ready"):
         short.compile(weights=tmp_path / "w", out_dir=tmp_path / "a1")
-    long = VllmNeuronEngine(Settings(compile_timeout_seconds=30), client_factory=lambda *a: FakeBackend(tmp_path))
+    long = VllmNeuronEngine(_settings(30), client_factory=lambda *a: FakeBackend(tmp_path))
     long.compile(weights=tmp_path / "w", out_dir=tmp_path / "a2")
     long.release()
     assert [c["env"]["VLLM_ENGINE_READY_TIMEOUT_S"] for c in _calls(neuron_fakes)] == ["1", "30"]
 
 
 def test_a_cache_hit_that_misses_fails_loudly(neuron_fakes: Path, tmp_path: Path) -> None:
-    engine = VllmNeuronEngine(Settings(compile_timeout_seconds=30), client_factory=lambda *a: FakeBackend(tmp_path))
+    engine = VllmNeuronEngine(_settings(30), client_factory=lambda *a: FakeBackend(tmp_path))
     empty = tmp_path / "downloaded-but-wrong"
     with pytest.raises(RuntimeError, match="before it was ready"):
         engine.load(artifact_dir=empty, weights=tmp_path / "w")

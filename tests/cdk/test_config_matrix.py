@@ -21,8 +21,12 @@ from tests.cdk.conftest import make_config
     ({"tensor_parallel_degree": 3}, "tensor_parallel_degree 3 does not divide the 64 logical NeuronCores of trn2.48xlarge"),
     ({"tensor_parallel_degree": 128}, "tensor_parallel_degree 128 does not divide"),
     ({"instance_types": ["inf2.xlarge"], "tensor_parallel_degree": 1}, "needs 19.8 GiB (weights + KV cache"),
-    ({"instance_types": ["trn2.48xlarge"], "tensor_parallel_degree": 1, "batch_size": 64, "sequence_length": 32768},
-     "raise tensor_parallel_degree or lower batch_size/sequence_length"),
+    ({"instance_types": ["trn2.48xlarge"], "tensor_parallel_degree": 1, "max_num_seqs": 64, "sequence_length": 32768},
+     "raise tensor_parallel_degree or lower max_num_seqs/sequence_length"),
+    # vLLM sizes the KV cache for max_num_seqs sequences per replica: 15.3 GiB weights + 160 x 0.56 GiB > 86.4 GiB
+    ({"instance_types": ["trn2.48xlarge"], "max_num_seqs": 160},
+     "(weights + KV cache for max_num_seqs 160 x sequence_length 4096) but tensor_parallel_degree 4 on trn2.48xlarge"),
+    ({"max_num_seqs": 0}, "max_num_seqs must be a positive integer"),
     ({"tensor_parallel_by_family": {"trn2": 3}}, "tensor_parallel_by_family[trn2] 3 does not divide the 64"),
     ({"tensor_parallel_by_family": {"inf2": 4}}, "tensor_parallel_by_family has inf2=4: keys must be families in"),
     ({"tensor_parallel_by_family": "trn2=x"}, "tensor_parallel_by_family must map instance families to integers"),
@@ -38,6 +42,14 @@ def test_matrix_rejects(overrides: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         make_config(**overrides)
     assert expected in str(err.value)
+
+
+def test_replicas_per_instance_are_cores_over_tp_one_on_a_single_chip_and_unknown_where_cores_are() -> None:
+    assert sizing.replicas("trn2.48xlarge", 4) == 16 and sizing.replicas("trn2.48xlarge", 8) == 8
+    assert sizing.replicas("trn3pd98.3xlarge", 1) == 1, "single-chip types get one replica"
+    assert sizing.replicas("trn1.32xlarge", 8, engine="optimum-neuron") == 1
+    assert sizing.replicas("trn3.48xlarge", 4) is None
+    assert "replicas per instance counted at boot (neuron-ls)" in " ".join(make_config().warnings)
 
 
 def test_spot_share_without_a_spot_family_names_both_keys(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,3 +109,15 @@ def test_instance_role_may_set_instance_health_and_signal_the_stack(template_of:
             Match.object_like({"Action": Match.array_with(["autoscaling:SetInstanceHealth"]),
                                "Condition": {"StringEquals": {"autoscaling:ResourceTag/Fleet": "agentfleet"}}}),
         ])}})
+
+
+def test_user_data_starts_one_replica_per_tp_group_where_the_matrix_knows_the_cores(
+        template_of: Any, mixed: Template) -> None:
+    default = _user_data(template_of("AgentFleet"))
+    trn2 = [d for d in default if "AGENTFLEET_REPLICAS=" in d]
+    # trn2.48xlarge: 64 logical cores / TP 4 = 16 replicas; trn3.48xlarge's cores are unknown: resolved at boot
+    assert len(trn2) == 1 and "AGENTFLEET_REPLICAS=16 " in trn2[0] and len(default) == 2
+    # optimum-neuron (trn1) serves one in-process model
+    assert sum("AGENTFLEET_ENGINE=optimum-neuron" in d and "AGENTFLEET_REPLICAS=1 " in d for d in _user_data(mixed)) == 1
+    for data in default:
+        assert "--device=$dev" in data, "every Neuron device goes into the container"

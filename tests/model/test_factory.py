@@ -52,3 +52,14 @@ def test_neuron_engines_delegate_to_the_boot_module(monkeypatch: pytest.MonkeyPa
     assert create_backend(settings(engine="optimum-neuron")) is sentinel
     assert create_backend(settings(engine="vllm-neuron")) is sentinel
     assert calls == ["optimum-neuron", "vllm-neuron"]
+
+
+def test_openai_http_takes_several_replicas_as_comma_separated_urls() -> None:
+    backend = create_backend(settings(engine="openai-http", model_id="no/such-model-here", max_num_seqs=4,
+                                      openai_base_url="http://127.0.0.1:8101, http://127.0.0.1:8102/v1"))
+    assert isinstance(backend, OpenAIHTTPBackend)
+    try:
+        assert backend.api_roots == ["http://127.0.0.1:8101/v1", "http://127.0.0.1:8102/v1"]
+        assert backend.slots == 8 and backend.replica_load() == [(0, 4), (0, 4)]
+    finally:
+        backend.close()

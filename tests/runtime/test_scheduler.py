@@ -127,7 +127,7 @@ class GatedPipeline:
     def prepare(self, item: WorkItem) -> tuple[Any, str]:
         return None, f"prompt {item.sequence_number}"
 
-    def send(self, item: WorkItem, prompt: str) -> Completion:
+    def send(self, item: WorkItem, request: Any) -> Completion:
         with self._lock:
             self.sent.append(item.sequence_number)
         self.model_gate.wait(10)

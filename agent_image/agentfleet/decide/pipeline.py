@@ -23,7 +23,7 @@ from agentfleet.act.audit import AuditLog, DecisionRecord, iso_now
 from agentfleet.act.dispatch import ActionRequest, Dispatcher
 from agentfleet.decide.guardrails import DISPATCHED_OUTCOMES, Guardrails
 from agentfleet.decide.memory import Memory, MemoryStore
-from agentfleet.decide.prompt import build_prompt
+from agentfleet.decide.prompt import request_for
 from agentfleet.decide.scheduler import WorkItem
 from agentfleet.ops import logs
 from agentfleet.ops.metrics import Metrics
@@ -59,17 +59,17 @@ class DecisionPipeline:
         self.backend, self.memory, self.audit, self.dispatcher = backend, memory, audit, dispatcher
         self.guardrails, self.metrics, self.worker_id, self._clock = guardrails, metrics, worker_id, clock
 
-    def prepare(self, item: WorkItem) -> tuple[Memory, str]:
-        """The pair's memory (written by its predecessor) and the prompt; raises on I/O errors."""
+    def prepare(self, item: WorkItem) -> tuple[Memory, GenerationRequest]:
+        """The pair's memory (written by its predecessor) and its request (chat messages where the backend
+        counts them, affinity key agent/subject); raises on I/O errors."""
         memory = self.memory.load(item.agent.name, item.event.subject)
-        prompt = build_prompt(item.agent, [item.event.to_json()], memory.observations, memory.decisions,
-                              self.backend.count_tokens, self.backend.max_prompt_tokens)
-        return memory, prompt
+        request = request_for(item.agent, [item.event.to_json()], memory.observations, memory.decisions,
+                              self.backend, subject=item.event.subject)
+        return memory, request
 
-    def send(self, item: WorkItem, prompt: str) -> Completion | None:
+    def send(self, item: WorkItem, request: GenerationRequest) -> Completion | None:
         """One request; None means "retry later" (the model failed, attempts are left)."""
         started = time.perf_counter()
-        request = GenerationRequest(prompt, item.agent.allowed_actions, f"{item.agent.name}/{item.event.subject}")
         try:
             result = self.backend.generate([request])
             if len(result.texts) != 1:

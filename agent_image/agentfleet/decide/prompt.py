@@ -1,5 +1,11 @@
 """Render one agent's prompt: system prompt, allowed actions, decision format, memory, new events.
 
+The stable part comes first (system prompt, actions, format: the same for every request of an agent, so
+a model server's prefix cache keeps it), then memory, then the new events. `build_messages` returns it as
+chat messages (system = the stable part, user = memory + events) for backends that apply the served
+model's chat template, measured with that template (`count_messages`); `build_prompt` returns the same
+text as one string (what a model without a chat template sees).
+
 The prompt must fit `max_prompt_tokens` as counted by the serving model's own tokenizer.
 What gives way, in order: memory (oldest items first), then the payload text of the new
 events (each cut to the same length, with a note). Events themselves - id, type, subject -
@@ -16,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentfleet.ops import logs
+from agentfleet.serve.model.base import GenerationRequest, ModelBackend
 from agentfleet.spec.catalog import ACTION_CATALOG, AgentSpec
 
 _LOG = logs.get(__name__)
@@ -97,28 +104,57 @@ def build_prompt(
     returned over budget (with a warning log): the backend then rejects it loudly rather than
     the agent deciding on events it cannot see.
     """
-    header = _header(agent)
+    system, user = _fit(agent, events, observations, past_decisions,
+                        lambda parts: count_tokens(parts[0] + parts[1]), max_prompt_tokens)
+    return system + user
+
+
+def build_messages(
+    agent: AgentSpec,
+    events: Sequence[Mapping[str, Any]],
+    observations: Sequence[Mapping[str, Any]],
+    past_decisions: Sequence[Mapping[str, Any]],
+    count_messages: Callable[[Sequence[tuple[str, str]]], int],
+    max_prompt_tokens: int,
+) -> tuple[tuple[str, str], ...]:
+    """The same prompt as chat messages ((role, content): system, then user), fitted to the budget as the
+    served model's chat template counts it (template tokens and BOS included)."""
+    system, user = _fit(agent, events, observations, past_decisions,
+                        lambda parts: count_messages((("system", parts[0]), ("user", parts[1]))), max_prompt_tokens)
+    return (("system", system), ("user", user))
+
+
+def _fit(
+    agent: AgentSpec,
+    events: Sequence[Mapping[str, Any]],
+    observations: Sequence[Mapping[str, Any]],
+    past_decisions: Sequence[Mapping[str, Any]],
+    measure: Callable[[tuple[str, str]], int],
+    max_prompt_tokens: int,
+) -> tuple[str, str]:
+    """(stable system part, memory + events) within the budget as `measure` counts it."""
+    system = _header(agent) + DECISION_FORMAT
     payloads = [_payload_text(e) for e in events]
     # Each memory item is serialized once; the budget search below only re-joins lines.
     memory = [f"{kind}: {_compact(item)}" for kind, item in _timeline(observations, past_decisions)]
     full_events = _events_block(events, payloads, None)
 
-    def render(kept: int, cap: int | None) -> str:
+    def render(kept: int, cap: int | None) -> tuple[str, str]:
         omitted = len(memory) - kept
         events_text = full_events if cap is None else _events_block(events, payloads, cap)
-        return header + DECISION_FORMAT + _memory_block(memory[omitted:], omitted) + events_text + DECISION_CUE
+        return system, _memory_block(memory[omitted:], omitted) + events_text + DECISION_CUE
 
     # The common case: everything fits, one tokenizer call.
     everything = render(len(memory), None)
-    if count_tokens(everything) <= max_prompt_tokens:
+    if measure(everything) <= max_prompt_tokens:
         return everything
     # Memory: keep the newest `kept` items; the largest kept that fits wins. Token counts
     # are monotone in kept, so a binary search needs O(log n) tokenizer calls.
-    if count_tokens(render(0, None)) <= max_prompt_tokens:
+    if measure(render(0, None)) <= max_prompt_tokens:
         lo, hi = 0, len(memory) - 1
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if count_tokens(render(mid, None)) <= max_prompt_tokens:
+            if measure(render(mid, None)) <= max_prompt_tokens:
                 lo = mid
             else:
                 hi = mid - 1
@@ -129,12 +165,12 @@ def build_prompt(
     lo, hi = 0, longest
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count_tokens(render(0, mid)) <= max_prompt_tokens:
+        if measure(render(0, mid)) <= max_prompt_tokens:
             lo = mid
         else:
             hi = mid - 1
     prompt = render(0, lo)
-    tokens = count_tokens(prompt)
+    tokens = measure(prompt)
     if tokens > max_prompt_tokens:
         _LOG.warning(
             "prompt over budget even with empty payloads",
@@ -146,3 +182,26 @@ def build_prompt(
             extra={"agent": agent.name, "events": len(events), "payload_chars": lo, "budget": max_prompt_tokens},
         )
     return prompt
+
+
+def request_for(
+    agent: AgentSpec,
+    events: Sequence[Mapping[str, Any]],
+    observations: Sequence[Mapping[str, Any]],
+    past_decisions: Sequence[Mapping[str, Any]],
+    backend: ModelBackend,
+    *,
+    subject: str = "",
+) -> GenerationRequest:
+    """The GenerationRequest for one (agent, subject): chat messages fitted with the backend's chat template
+    when it counts them (`count_messages`), else the text prompt; the affinity key is agent/subject, so
+    one pair keeps its replica (and that replica's cached prefix) while an agent's subjects spread out."""
+    count_messages = getattr(backend, "count_messages", None)
+    key = f"{agent.name}/{subject}" if subject else agent.name
+    if count_messages is None:
+        prompt = build_prompt(agent, events, observations, past_decisions, backend.count_tokens,
+                              backend.max_prompt_tokens)
+        return GenerationRequest(prompt, agent.allowed_actions, affinity_key=key)
+    messages = build_messages(agent, events, observations, past_decisions, count_messages, backend.max_prompt_tokens)
+    return GenerationRequest("".join(content for _, content in messages), agent.allowed_actions,
+                             affinity_key=key, messages=messages)

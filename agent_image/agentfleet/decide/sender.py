@@ -65,7 +65,7 @@ class SendLoop:
 
     def _send(self, item: WorkItem) -> None:
         try:
-            memory, prompt = self.pipeline.prepare(item)
+            memory, request = self.pipeline.prepare(item)
         except Exception as exc:
             log.warning("preparing prompt failed", extra={"decision_id": item.decision_id, "error": repr(exc)})
             self.scheduler.returned(item)
@@ -74,7 +74,7 @@ class SendLoop:
         sent = self._monotonic()
         self.metrics.observe(metric_names.QUEUE_TIME_MS, (sent - item.enqueued) * 1000, "Milliseconds")
         try:
-            completion = self.pipeline.send(item, prompt)
+            completion = self.pipeline.send(item, request)
         except Exception as exc:  # send catches model errors, so this is a bug: keep the thread, retry or record
             log.exception("sending failed", extra={"decision_id": item.decision_id})
             self.scheduler.returned(item)

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None, *, run_worker: WorkerRunner = _run_worke
     stop_watch = threading.Event()
     if target.engine != "transformers-cpu":
         monitor.start()
-        watch_server(result.backend, guard, stop_watch)
+        watch_server(result.backend, guard, stop_watch, health=health)
     try:
         return run_worker(target, result.backend, health, metrics, imds)
     except Exception as exc:
@@ -181,9 +181,19 @@ def main(argv: list[str] | None = None, *, run_worker: WorkerRunner = _run_worke
         health.stop()
 
 
-def watch_server(backend: ModelBackend, guard: FatalGuard, stop: threading.Event, interval_s: float = 5.0) -> None:
-    """A local model server (vLLM) that dies while serving is fatal: the worker alone cannot restart it."""
+def watch_server(backend: ModelBackend, guard: FatalGuard, stop: threading.Event, interval_s: float = 5.0,
+                 *, health: HealthServer | None = None, none_serving_grace_s: float = 600.0) -> None:
+    """A local model server that stops serving is fatal: the worker alone cannot bring it back.
+
+    With replicas (vLLM: `backend.replicas`, which restarts a dead replica itself) the instance is unhealthy
+    only while NO replica serves: /ping answers 503 at once, and SetInstanceHealth Unhealthy follows when
+    none has served for none_serving_grace_s (a cache-only restart reloads the weights, minutes for 8B).
+    A single server without a supervisor (`backend.server`) is fatal as soon as it exits."""
+    replicas = getattr(backend, "replicas", None)
     server = getattr(backend, "server", None)
+    if replicas is not None and hasattr(replicas, "serving"):
+        _watch_replicas(replicas, guard, stop, interval_s, health, none_serving_grace_s)
+        return
     if server is None or not hasattr(server, "alive"):
         return
 
@@ -194,6 +204,30 @@ def watch_server(backend: ModelBackend, guard: FatalGuard, stop: threading.Event
                 return
 
     threading.Thread(target=watch, name="model-server-watch", daemon=True).start()
+
+
+def _watch_replicas(replicas: Any, guard: FatalGuard, stop: threading.Event, interval_s: float,
+                    health: HealthServer | None, grace_s: float) -> None:
+    def watch() -> None:
+        down_since: float | None = None
+        marked = False  # this watcher set /ping unhealthy (and may set it back)
+        while not stop.wait(interval_s):
+            if replicas.serving():
+                if marked and health is not None and health.state == "unhealthy":
+                    health.set_state("healthy")
+                down_since, marked = None, False
+                continue
+            if down_since is None:
+                down_since = time.monotonic()
+                log.error("no model replica serves", extra={"replicas": replicas.count})
+                if health is not None and health.state == "healthy":
+                    health.set_state("unhealthy")
+                    marked = True
+            if time.monotonic() - down_since >= grace_s:
+                guard.fail(f"no model replica of {replicas.count} has served for {grace_s:.0f} s")
+                return
+
+    threading.Thread(target=watch, name="model-replicas-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,9 @@ class Options:
     overrides: dict[str, Any] = field(default_factory=dict)  # extra config-document settings
     model_url: str = ""  # an OpenAI-compatible server (Ollama, llama.cpp server, vLLM); "" = the built-in model
     model: str = ""  # the model name that server serves (its request's "model" field)
+    # Called with the emulator's endpoint once the workers are healthy, before the replay: a hook for
+    # checks that drive the running fleet themselves (tests/local/test_fleetcheck.py runs the fleet check).
+    on_ready: Callable[[str], None] | None = None
 
 
 # cdk.json's 4096/256 are sized for the served model on Trainium; the small CPU model writes
@@ -154,6 +158,8 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         late = workers.wait_healthy(fleet, timeout=180)
         progress.note(f"{len(fleet) - len(late)}/{len(fleet)} workers healthy"
                       + (f"; not healthy: {late} (see {opts.out / 'logs'})" if late else ""))
+        if opts.on_ready is not None:
+            opts.on_ready(emu.endpoint)
         counts = Counts(total=len(batch))
         github = (GitHubSim(client("secretsmanager"), client("kinesis"), names["stream_name"])
                   if any(r.webhook for r in batch) else None)

@@ -21,6 +21,7 @@ from agentfleet.spec.sources import SourcesConfig, parse_sources
 SPOT_STRATEGIES = ("price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price")
 ENGINES = ("auto", "optimum-neuron", "vllm-neuron")
 KINESIS_MODES = ("on-demand", "provisioned")
+PREDICTIVE_MODES = ("on", "off", "forecast-only")  # on = ForecastAndScale (constructs/capacity.py)
 # The repository root holds cdk.json (agent_image/agentfleet/spec/fleet.py -> parents[3]); only the CDK app reads it.
 CDK_JSON = Path(__file__).resolve().parents[3] / "cdk.json"
 _FLEET_NAME = re.compile(r"^[a-z][a-z0-9-]{1,23}$")
@@ -37,6 +38,7 @@ class FleetConfig:
     model_architecture: str
     serving_engine: str
     batch_size: int
+    max_num_seqs: int
     sequence_length: int
     max_new_tokens: int
     tensor_parallel_degree: int
@@ -62,6 +64,8 @@ class FleetConfig:
     availability_zone_ids: tuple[str, ...]
     single_nat_gateway: bool
     backlog_target_per_instance: int
+    predictive_scaling: str
+    predictive_scheduling_buffer_minutes: int
     memory_ttl_days: int
     memory_max_items: int
     approval_timeout_minutes: int
@@ -118,7 +122,7 @@ class FleetConfig:
     def _validate(self) -> None:
         if not _FLEET_NAME.match(self.fleet_name):
             raise ConfigError(f"fleet_name must match {_FLEET_NAME.pattern}, got {self.fleet_name!r}")
-        for key in ("batch_size", "sequence_length", "max_new_tokens", "tensor_parallel_degree",
+        for key in ("batch_size", "max_num_seqs", "sequence_length", "max_new_tokens", "tensor_parallel_degree",
                     "root_volume_gib", "health_check_grace_minutes", "default_instance_warmup_minutes",
                     "backlog_target_per_instance",
                     "memory_ttl_days", "memory_max_items", "approval_timeout_minutes",
@@ -142,6 +146,12 @@ class FleetConfig:
         _choice("spot_allocation_strategy", self.spot_allocation_strategy, SPOT_STRATEGIES)
         _choice("serving_engine", self.serving_engine, ENGINES)
         _choice("kinesis_mode", self.kinesis_mode, KINESIS_MODES)
+        _choice("predictive_scaling", self.predictive_scaling, PREDICTIVE_MODES)
+        # Auto Scaling API (botocore 1.44 autoscaling service-2.json, SchedulingBufferTime): "must be less
+        # than the forecast interval duration of 3600 seconds".
+        if not 0 <= self.predictive_scheduling_buffer_minutes <= 59:
+            raise ConfigError(f"predictive_scheduling_buffer_minutes must be between 0 and 59 (SchedulingBufferTime "
+                              f"is under 3600 s), got {self.predictive_scheduling_buffer_minutes}")
         if not 24 <= self.kinesis_retention_hours <= 8760:
             raise ConfigError(f"kinesis_retention_hours must be between 24 and 8760, got {self.kinesis_retention_hours}")
         if not self.dlami_ssm_parameter.startswith("/"):
@@ -171,6 +181,7 @@ class FleetConfig:
             "model_id": self.model_id,
             "model_revision": self.model_revision,
             "batch_size": self.batch_size,
+            "max_num_seqs": self.max_num_seqs,
             "sequence_length": self.sequence_length,
             "max_new_tokens": self.max_new_tokens,
             "tensor_parallel_degree": self.tensor_parallel_degree,

@@ -44,6 +44,13 @@ class Settings:
     engine: str = "transformers-cpu"  # transformers-cpu | optimum-neuron | vllm-neuron | openai-http
     openai_base_url: str = ""  # for engine openai-http
     batch_size: int = 8
+    # Per model replica: the most sequences one vLLM server runs at once (`vllm serve --max-num-seqs`).
+    max_num_seqs: int = 8
+    # vLLM servers per instance = logical NeuronCores / tensor_parallel_degree (agentfleet.spec.sizing.replicas).
+    # 0 = not known yet: the boot fills it from the compatibility matrix (instance type via IMDS), else
+    # counts the cores with neuron-ls.
+    replicas: int = 0
+    vllm_base_port: int = 8100  # replica i listens on 127.0.0.1:(vllm_base_port + i); 0 = any free port
     sequence_length: int = 1024
     max_new_tokens: int = 96
     tensor_parallel_degree: int = 1

@@ -3,11 +3,17 @@ purchase options. Errors name the config key; what the matrix does not know is a
 
 Memory check (per TP group, i.e. one model replica):
     weights  = parameters x dtype_bytes
-    kv_cache = 2 (K and V) x layers x kv_heads x head_dim x dtype_bytes x batch_size x sequence_length
+    kv_cache = 2 (K and V) x layers x kv_heads x head_dim x dtype_bytes x seqs x sequence_length
     hbm      = tp x hbm_gib_per_chip x chips / logical_cores   (GiB of the cores the replica spans)
     weights + kv_cache must stay within HBM_USABLE x hbm.
-Inputs: the model row (its config.json) and the instance row (arch pages) in compat.json; batch_size,
-sequence_length and the family's TP (tensor_parallel_by_family, else tensor_parallel_degree) from the config.
+seqs = max_num_seqs for vllm-neuron (sequences one server runs at once), batch_size for optimum-neuron
+(its compiled batch). Inputs: the model row (its config.json) and the instance row (arch pages) in
+compat.json; those keys, sequence_length and the family's TP (tensor_parallel_by_family, else
+tensor_parallel_degree) from the config.
+
+Replicas per instance = logical_cores / TP vLLM servers (one replica on a single-chip type, and for
+optimum-neuron, which serves in process); `replicas` gives None where the matrix does not know the cores
+(the boot then counts them with neuron-ls).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class SizedConfig(Protocol):
     def serving_engine(self) -> str: ...
     @property
     def batch_size(self) -> int: ...
+    @property
+    def max_num_seqs(self) -> int: ...
     @property
     def sequence_length(self) -> int: ...
     @property
@@ -127,7 +135,7 @@ def _cores_and_memory(config: SizedConfig, row: dict[str, Any], errors: list[str
            else "tensor_parallel_degree")
     if cores is None:
         warnings.append(f"{row['type']}: logical NeuronCores unknown in compat.json; {key} "
-                        f"{tp} and memory unchecked")
+                        f"{tp} and memory unchecked, replicas per instance counted at boot (neuron-ls)")
         return
     if tp > cores or cores % tp:
         errors.append(f"{key} {tp} does not divide the {cores} logical NeuronCores of "
@@ -137,21 +145,34 @@ def _cores_and_memory(config: SizedConfig, row: dict[str, Any], errors: list[str
     if known is None or row["hbm_gib_per_chip"] is None or row["chips"] is None:
         warnings.append(f"{row['type']}: model or HBM size unknown in compat.json; memory fit unchecked")
         return
-    need = required_bytes(known, config.batch_size, config.sequence_length)
+    seqs_key = "max_num_seqs" if compat.engine_for(row["family"]) == "vllm-neuron" else "batch_size"
+    seqs = getattr(config, seqs_key)
+    need = required_bytes(known, seqs, config.sequence_length)
     hbm = tp * row["hbm_gib_per_chip"] * row["chips"] / cores * GIB
     if need > HBM_USABLE * hbm:
-        errors.append(f"{config.model_id} needs {need / GIB:.1f} GiB (weights + KV cache for batch_size "
-                      f"{config.batch_size} x sequence_length {config.sequence_length}) but {key} "
+        errors.append(f"{config.model_id} needs {need / GIB:.1f} GiB (weights + KV cache for {seqs_key} "
+                      f"{seqs} x sequence_length {config.sequence_length}) but {key} "
                       f"{tp} on {row['type']} spans {hbm / GIB:.0f} GiB of HBM ({HBM_USABLE:.0%} usable); raise "
-                      f"{key} or lower batch_size/sequence_length")
+                      f"{key} or lower {seqs_key}/sequence_length")
 
 
-def required_bytes(model: dict[str, Any], batch_size: int, sequence_length: int) -> float:
+def required_bytes(model: dict[str, Any], seqs: int, sequence_length: int) -> float:
     """Weights plus the KV cache of one replica, in bytes (formula in the module docstring)."""
     width = model["dtype_bytes"]
     weights = model["parameters_billion"] * 1e9 * width
-    kv_cache = 2 * model["layers"] * model["kv_heads"] * model["head_dim"] * width * batch_size * sequence_length
+    kv_cache = 2 * model["layers"] * model["kv_heads"] * model["head_dim"] * width * seqs * sequence_length
     return float(weights + kv_cache)
+
+
+def replicas(instance_type: str, tp: int, engine: str = "vllm-neuron") -> int | None:
+    """Model replicas one instance of `instance_type` runs: logical cores // TP; 1 on a single-chip type
+    (issue 11) and for optimum-neuron (one in-process model); None when the matrix does not know the cores."""
+    row = compat.instance(instance_type)
+    if engine != "vllm-neuron" or row["chips"] == 1:
+        return 1
+    if row["logical_cores"] is None:
+        return None
+    return max(1, int(row["logical_cores"]) // tp)
 
 
 def _purchase(config: SizedConfig, rows: list[dict[str, Any]], errors: list[str], warnings: list[str]) -> None:

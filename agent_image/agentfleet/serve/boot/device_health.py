@@ -39,6 +39,16 @@ class Devices:
     count: int
     cores: int  # logical NeuronCores over all devices (nc_count summed)
     holders: tuple[int, ...]  # pids of processes holding any device
+    # per device: (its neuroncore_ids, pids holding it); neuron-ls.rst: the ids are the ones
+    # NEURON_RT_VISIBLE_CORES selects
+    by_device: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
+
+    def holders_of(self, cores: Sequence[int] | None) -> tuple[int, ...]:
+        """Pids holding a device with any of these cores (all devices when cores is None)."""
+        if cores is None:
+            return self.holders
+        wanted = set(cores)
+        return tuple(sorted({pid for ids, pids in self.by_device if wanted & set(ids) for pid in pids}))
 
 
 def parse_neuron_ls(text: str) -> Devices:
@@ -48,9 +58,11 @@ def parse_neuron_ls(text: str) -> Devices:
             raise TypeError("not a JSON array")
         cores = sum(int(d["nc_count"]) for d in doc)
         holders = sorted({int(p["pid"]) for d in doc for p in (d.get("neuron_processes") or [])})
+        by_device = tuple((tuple(int(i) for i in d.get("neuroncore_ids") or ()),
+                           tuple(sorted({int(p["pid"]) for p in (d.get("neuron_processes") or [])}))) for d in doc)
     except (ValueError, TypeError, KeyError) as exc:
         raise DeviceUnhealthy(f"neuron-ls output is not the documented JSON ({exc!r}): {text[:200]!r}") from None
-    return Devices(len(doc), cores, tuple(holders))
+    return Devices(len(doc), cores, tuple(holders), by_device)
 
 
 def list_devices(command: Sequence[str] = NEURON_LS, timeout_s: float = 60) -> Devices:
@@ -132,15 +144,16 @@ def check_at_boot(*, needed_cores: int, neuron_ls: Sequence[str] = NEURON_LS,
 
 
 def wait_cores_free(*, timeout_s: float, neuron_ls: Sequence[str] = NEURON_LS, poll_s: float = 0.5,
-                    exclude: Callable[[int], bool] = lambda pid: False) -> None:
-    """Block until no process holds a Neuron device (a stopped server releases its cores a little after
-    it exits); TimeoutError naming the holders otherwise. Without neuron-ls there is nothing to ask."""
+                    exclude: Callable[[int], bool] = lambda pid: False, cores: Sequence[int] | None = None) -> None:
+    """Block until no process holds a Neuron device (only the devices of `cores` when given: the other
+    replicas keep theirs); a stopped server releases its cores a little after it exits. TimeoutError
+    naming the holders otherwise. Without neuron-ls there is nothing to ask."""
     if shutil.which(neuron_ls[0]) is None:
         log.warning("neuron-ls not found; cannot confirm the NeuronCores are free", extra={"command": neuron_ls[0]})
         return
     deadline = time.monotonic() + timeout_s
     while True:
-        holders = [pid for pid in list_devices(neuron_ls).holders if not exclude(pid)]
+        holders = [pid for pid in list_devices(neuron_ls).holders_of(cores) if not exclude(pid)]
         if not holders:
             return
         if time.monotonic() > deadline:

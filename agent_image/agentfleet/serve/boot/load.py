@@ -10,14 +10,16 @@ from agentfleet.ops.metrics import Metrics
 from agentfleet.serve.boot.engines import create_engine
 from agentfleet.serve.boot.sequence import Boot, BootDeps, BootError
 from agentfleet.serve.model.base import ModelBackend
+from agentfleet.spec import sizing
 from agentfleet.spec.compat import UnknownInstance, engine_for, generation, instance_family
 from agentfleet.spec.settings import Settings
 
 
 def resolve_target(settings: Settings, imds: instance.InstanceMetadata) -> Settings:
     """Settings with a concrete instance_family (the accelerator generation: compiled artifacts are per
-    generation) and engine, both from the compatibility matrix (agentfleet.spec.compat)."""
-    family = settings.instance_family
+    generation) and engine, both from the compatibility matrix (agentfleet.spec.compat), and the replicas
+    per instance where the matrix knows the instance type's cores (else 0: the engine counts with neuron-ls)."""
+    family, instance_type = settings.instance_family, None
     if family in ("", "auto"):
         instance_type = imds.instance_type()
         if instance_type is None:
@@ -28,7 +30,13 @@ def resolve_target(settings: Settings, imds: instance.InstanceMetadata) -> Setti
         engine = settings.engine if settings.engine not in ("", "auto") else engine_for(family)
     except UnknownInstance as exc:
         raise BootError("resolve", str(exc)) from None
-    return dataclasses.replace(settings, instance_family=family, engine=engine)
+    replicas = settings.replicas
+    if not replicas and instance_type is not None:
+        try:
+            replicas = sizing.replicas(instance_type, settings.tensor_parallel_degree, engine) or 0
+        except UnknownInstance:
+            replicas = 0  # a type the matrix lacks: counted with neuron-ls at load
+    return dataclasses.replace(settings, instance_family=family, engine=engine, replicas=replicas)
 
 
 def make_deps(settings: Settings, metrics: Metrics) -> BootDeps:

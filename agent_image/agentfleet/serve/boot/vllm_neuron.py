@@ -25,6 +25,18 @@ vLLM 0.24.0; its docs are published in aws-neuron/aws-neuron-sdk vllm-neuron/doc
   default null = CPU sampling, "required for ... structured output enforcement"), so it is set
   explicitly, greedy as our requests are (temperature 0): `{"all_greedy": true}`
   (reference-configuration.md example; quickstart-online-serving.md).
+- `--max-num-seqs` caps the requests one server runs at once ("When the running queue reaches
+  max_num_seqs, new prefill requests are blocked", design/vllm/neuron-scheduler.md); batch buckets
+  default to powers of 2 up to it (design/vllm/additional-config.md). Set from settings.max_num_seqs.
+- Replicas: R = logical cores / TP servers (serve/boot/replicas.py), replica i on cores i*TP.. with
+  NEURON_RT_VISIBLE_CORES and port vllm_base_port + i. vllm-neuron also offers `--data-parallel-size`
+  (design/parallelism/data_parallelism.md) in one server; separate servers are used instead so one dead
+  replica is restarted alone and each has its own /health and /metrics. The NeuronPlatform names
+  NEURON_RT_VISIBLE_CORES as its device_control_env_var (design/vllm/vllm-integration-design-reference.md);
+  that vLLM leaves a value set by the parent alone when data_parallel_size is 1 is UNVERIFIED here.
+- Chat requests: Qwen3's template thinks unless `chat_template_kwargs: {"enable_thinking": false}`
+  (qwen.readthedocs.io deployment/vllm "Thinking & Non-Thinking Modes"; the quickstart's
+  enable_thinking "Default is True"); a template that does not read the variable ignores it.
 Weights are not in the artifact: the server needs them at every start. Runs only in the Neuron vLLM
 container on Trn2/Trn3.
 """
@@ -33,12 +45,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from agentfleet.ops import logs
+from agentfleet.serve.boot import device_health
+from agentfleet.serve.boot.replicas import ReplicaSet, core_range, visible_cores
+from agentfleet.serve.boot.vllm_backend import VllmNeuronBackend
 from agentfleet.serve.boot.vllm_server import READY_TIMEOUT_ENV, VllmServer, free_port
-from agentfleet.serve.model.base import GenerationRequest, GenerationResult, ModelBackend
+from agentfleet.serve.model.base import ModelBackend
 from agentfleet.spec.settings import Settings
 
 log = logs.get(__name__)
@@ -50,7 +65,9 @@ ADDITIONAL_CONFIG = {"neuron_config": {"on_device_sampling_config": {"all_greedy
 # platform target (compilation_cache.md "Cache Key": compiler args, platform target) and the KV budget
 # cap, because the KV cache size is baked into the NEFF shape (features-guide.md "Memory management").
 ARTIFACT_ENVS = ("NEURON_CC_FLAGS", "NEURON_PLATFORM_TARGET_OVERRIDE", "VLLM_NEURON_KV_GMU_BUDGET_CAP_FRACTION")
-ClientFactory = Callable[[str, Settings, Path], ModelBackend]
+VISIBLE_CORES_ENV = "NEURON_RT_VISIBLE_CORES"
+CHAT_TEMPLATE_KWARGS = {"enable_thinking": False}
+ClientFactory = Callable[[list[str], Settings, Path], ModelBackend]
 
 
 def serve_command(settings: Settings, weights: Path, port: int) -> list[str]:
@@ -58,7 +75,7 @@ def serve_command(settings: Settings, weights: Path, port: int) -> list[str]:
         "vllm", "serve", str(weights),
         "--served-model-name", settings.model_id,
         "--tensor-parallel-size", str(settings.tensor_parallel_degree),
-        "--max-num-seqs", str(settings.batch_size),
+        "--max-num-seqs", str(settings.max_num_seqs),
         "--max-model-len", str(settings.sequence_length),
         "--additional-config", json.dumps(ADDITIONAL_CONFIG, sort_keys=True, separators=(",", ":")),
         "--host", "127.0.0.1", "--port", str(port),
@@ -66,9 +83,11 @@ def serve_command(settings: Settings, weights: Path, port: int) -> list[str]:
 
 
 def serve_env(artifact_dir: Path, settings: Settings, *, cache_only: bool,
-              base: dict[str, str] | None = None) -> dict[str, str]:
+              base: dict[str, str] | None = None, cores: tuple[int, ...] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["VLLM_CACHE_ROOT"] = str(artifact_dir)
+    if cores is not None:
+        env[VISIBLE_CORES_ENV] = visible_cores(cores)
     timeout = str(settings.compile_timeout_seconds)
     for name in (READY_TIMEOUT_ENV, *COMPILE_TIMEOUT_ENVS):
         env[name] = timeout
@@ -88,20 +107,33 @@ def artifact_config(settings: Settings, base: dict[str, str] | None = None) -> d
     return config
 
 
-def _openai_client(base_url: str, settings: Settings, weights: Path) -> ModelBackend:
-    """The model helper's OpenAI-compatible client, counting tokens with the served model's tokenizer
-    (an estimate could let an over-long prompt through, which vLLM rejects with 400)."""
+def _openai_client(base_urls: list[str], settings: Settings, weights: Path) -> ModelBackend:
+    """The OpenAI-compatible client over the replicas, counting tokens with the served model's tokenizer
+    and chat template (an estimate could let an over-long prompt through, which vLLM rejects with 400)."""
     from transformers import AutoTokenizer
 
+    from agentfleet.serve.model.chat import chat_counter
     from agentfleet.serve.model.openai_http import OpenAIHTTPBackend
 
     tokenizer = AutoTokenizer.from_pretrained(str(weights))
     return OpenAIHTTPBackend(
-        base_url, settings.model_id, batch_size=settings.batch_size,
+        [url + "/v1" for url in base_urls], settings.model_id, batch_size=settings.batch_size,
         max_prompt_tokens=settings.sequence_length - settings.max_new_tokens,
-        max_new_tokens=settings.max_new_tokens,
+        max_new_tokens=settings.max_new_tokens, max_num_seqs=settings.max_num_seqs,
         count_tokens=lambda text: len(tokenizer.encode(text, add_special_tokens=False)),
+        count_messages=chat_counter(tokenizer, CHAT_TEMPLATE_KWARGS), chat_template_kwargs=CHAT_TEMPLATE_KWARGS,
     )
+
+
+def replica_count(settings: Settings, list_devices: Callable[[], device_health.Devices] = device_health.list_devices) -> int:
+    """settings.replicas when the boot knew the instance type, else from neuron-ls: one replica on a single
+    device (issue 11: single-chip types get one), else logical cores // TP."""
+    if settings.replicas > 0:
+        return settings.replicas
+    devices = list_devices()
+    count = 1 if devices.count == 1 else max(1, devices.cores // settings.tensor_parallel_degree)
+    log.info("replicas from neuron-ls", extra={"devices": devices.count, "cores": devices.cores, "replicas": count})
+    return count
 
 
 class VllmNeuronEngine:
@@ -112,10 +144,11 @@ class VllmNeuronEngine:
     weights_for_compile = True
     weights_for_load = True
 
-    def __init__(self, settings: Settings, client_factory: ClientFactory = _openai_client) -> None:
+    def __init__(self, settings: Settings, client_factory: ClientFactory = _openai_client,
+                 supervise_poll_s: float = 5.0) -> None:
         if settings.compile_timeout_seconds < 1:
             raise ValueError(f"compile_timeout_seconds must be >= 1, got {settings.compile_timeout_seconds}")
-        self.settings, self.client_factory = settings, client_factory
+        self.settings, self.client_factory, self.supervise_poll_s = settings, client_factory, supervise_poll_s
         self._compiled: VllmServer | None = None  # the server that compiled, kept to serve
 
     def versions(self) -> tuple[str, str]:
@@ -126,16 +159,21 @@ class VllmNeuronEngine:
     def artifact_config(self) -> dict[str, str]:
         return artifact_config(self.settings)
 
-    def _start(self, artifact_dir: Path, weights: Path | None, *, cache_only: bool) -> VllmServer:
+    def _port(self, index: int) -> int:
+        base = self.settings.vllm_base_port
+        return base + index if base else free_port()
+
+    def _start(self, artifact_dir: Path, weights: Path | None, *, cache_only: bool, index: int = 0) -> VllmServer:
         if weights is None:
             raise ValueError("vllm serve needs the model weights on local disk")
         artifact_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        env = serve_env(artifact_dir, self.settings, cache_only=cache_only)
-        return VllmServer(serve_command(self.settings, weights, port), env, port, artifact_dir)
+        port, cores = self._port(index), core_range(index, self.settings.tensor_parallel_degree)
+        env = serve_env(artifact_dir, self.settings, cache_only=cache_only, cores=cores)
+        return VllmServer(serve_command(self.settings, weights, port), env, port, artifact_dir, cores=cores)
 
     def compile(self, *, weights: Path | None, out_dir: Path) -> None:
-        server = self._start(out_dir, weights, cache_only=False)
+        """One server on replica 0's cores compiles (and then serves as replica 0)."""
+        server = self._start(out_dir, weights, cache_only=False, index=0)
         try:
             server.wait_ready(self.settings.compile_timeout_seconds)
         except BaseException:
@@ -150,43 +188,26 @@ class VllmNeuronEngine:
             self._compiled = None
 
     def load(self, *, artifact_dir: Path, weights: Path | None) -> VllmNeuronBackend:
+        """Start every replica cache-only from the one artifact folder (the compile server, if it is still
+        up, serves as replica 0), wait until all answer, then supervise them."""
         assert weights is not None or self._compiled is not None, "vllm serve needs the model weights"
         server, self._compiled = self._compiled, None
         if server is not None and (server.artifact_dir != artifact_dir or not server.alive()):
             server.stop()
             server = None
+        replicas = ReplicaSet(lambda i: self._start(artifact_dir, weights, cache_only=True, index=i),
+                              replica_count(self.settings), ready_timeout_s=self.settings.compile_timeout_seconds,
+                              poll_s=self.supervise_poll_s)
+        if server is not None:
+            replicas.adopt(0, server)
+        replicas.start_all()  # stops every replica on failure
         try:
-            if server is None:
-                server = self._start(artifact_dir, weights, cache_only=True)
-                server.wait_ready(self.settings.compile_timeout_seconds)
             assert weights is not None
-            return VllmNeuronBackend(server, self.client_factory(server.base_url + "/v1", self.settings, weights))
+            client = self.client_factory(replicas.base_urls(), self.settings, weights)
         except BaseException:
-            if server is not None:
-                server.stop()
+            replicas.stop()
             raise
-
-
-class VllmNeuronBackend:
-    """A ModelBackend over the local vLLM server; requests go through the OpenAI-compatible client."""
-
-    name = "vllm-neuron"
-
-    def __init__(self, server: VllmServer, client: ModelBackend) -> None:
-        self.server, self.client = server, client
-        self.model_id = client.model_id
-        self.batch_size = client.batch_size
-        self.max_prompt_tokens = client.max_prompt_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self.client.count_tokens(text)
-
-    def generate(self, requests: Sequence[GenerationRequest]) -> GenerationResult:
-        return self.client.generate(requests)
-
-    def close(self) -> None:
-        """At shutdown: stop the server's process group; its cores need not be free for a process that exits."""
-        try:
-            self.client.close()
-        finally:
-            self.server.stop(wait_for_cores=False)
+        set_live = getattr(client, "set_live", None)
+        replicas.on_change = set_live
+        replicas.supervise()
+        return VllmNeuronBackend(replicas, client)

@@ -31,8 +31,9 @@ def free_port() -> int:
 class VllmServer:
     """One `vllm serve` child in its own process group; `wait_ready` polls GET /health."""
 
-    def __init__(self, command: list[str], env: dict[str, str], port: int, artifact_dir: Path) -> None:
-        self.port, self.artifact_dir = port, artifact_dir
+    def __init__(self, command: list[str], env: dict[str, str], port: int, artifact_dir: Path,
+                 cores: tuple[int, ...] | None = None) -> None:
+        self.port, self.artifact_dir, self.cores = port, artifact_dir, cores  # cores: None = every core
         self.base_url = f"http://127.0.0.1:{port}"
         log.info("starting vllm server", extra={"command": " ".join(command)})
         # A session of its own: stop() signals the whole group, so no engine-core or worker child is
@@ -65,6 +66,16 @@ class VllmServer:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def healthy(self, timeout_s: float = 2.0) -> bool:
+        """Running and GET /health answers 200."""
+        if not self.alive():
+            return False
+        try:
+            with urllib.request.urlopen(self.base_url + "/health", timeout=timeout_s) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
     def stop(self, timeout_s: float = 60, cores_free_timeout_s: float = CORES_FREE_TIMEOUT_S,
              wait_for_cores: bool = True) -> None:
         """SIGTERM the process group, SIGKILL what is left after timeout_s, then (unless the process is
@@ -85,4 +96,4 @@ class VllmServer:
             pass
         self.process.wait()
         if wait_for_cores:
-            device_health.wait_cores_free(timeout_s=cores_free_timeout_s)
+            device_health.wait_cores_free(timeout_s=cores_free_timeout_s, cores=self.cores)

@@ -10,15 +10,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+Message = tuple[str, str]  # (role, content) of one chat message: "system" or "user"
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One rendered prompt plus what guided decoding may emit for the decision's action."""
+    """One rendered prompt plus what guided decoding may emit for the decision's action.
+
+    `affinity_key` (agent, or agent and subject) picks the model replica, so one agent's requests share a
+    replica's prefix cache; "" = no preference. `messages`, when given, is the same prompt as chat messages
+    (stable system part first): chat-capable backends send these through the served model's chat template,
+    the rest use `prompt`."""
 
     prompt: str
     allowed_actions: tuple[str, ...]
-    # "agent/subject": a multi-replica client sends equal keys to the same replica (prefix cache)
     affinity_key: str = ""
+    messages: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)

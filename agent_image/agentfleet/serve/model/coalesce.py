@@ -28,6 +28,9 @@ class CoalescingBackend:
         self.name, self.model_id = inner.name, inner.model_id
         self.batch_size, self.max_prompt_tokens = inner.batch_size, inner.max_prompt_tokens
         self.slots = 2 * inner.batch_size
+        count_messages = getattr(inner, "count_messages", None)
+        if count_messages is not None:  # decide.prompt.request_for builds chat messages only for backends that count them
+            self.count_messages = count_messages
         self._pending: list[tuple[GenerationRequest, Future[tuple[str, int, int, float]]]] = []
         self._cond = threading.Condition()
         self._stopped = False

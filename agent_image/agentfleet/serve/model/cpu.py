@@ -4,7 +4,9 @@ One decode loop per batch: each prompt is prefilled on its own (unpadded), its k
 are left-padded into one static cache, then one token per step for the whole batch through
 that cache, with the decision grammar (guided.py) choosing each sequence's token from a
 vectorized mask. A sequence stops when its JSON closes; the loop stops when all have.
-Requests beyond `batch_size` are split into consecutive batches.
+Requests beyond `batch_size` are split into consecutive batches. A request with chat messages is
+rendered with the tokenizer's chat template when it has one, else as the plain concatenation of the
+messages (serve/model/chat.py: the text prompt the local model was built for); BOS is added once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, Stat
 from transformers.utils import logging as hf_logging
 
 from agentfleet.ops import logs
-from agentfleet.serve.model.base import GenerationRequest, GenerationResult
+from agentfleet.serve.model import chat
+from agentfleet.serve.model.base import GenerationRequest, GenerationResult, Message
 from agentfleet.serve.model.guided import DecisionVocab, GuidedBatch
 from agentfleet.spec.settings import Settings
 
@@ -92,6 +95,13 @@ class TransformersBackend:
     def count_tokens(self, text: str) -> int:
         return self.vocab.count(text)
 
+    def count_messages(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens of a chat prompt as this backend renders it (BOS is reserved in max_prompt_tokens)."""
+        return self.count_tokens(chat.render(self.tokenizer, messages))
+
+    def _text(self, request: GenerationRequest) -> str:
+        return chat.render(self.tokenizer, request.messages) if request.messages else request.prompt
+
     def generate(self, requests: Sequence[GenerationRequest]) -> GenerationResult:
         """Generate one decision per request, in order; more than batch_size requests are split."""
         started = time.perf_counter()
@@ -112,8 +122,9 @@ class TransformersBackend:
     @torch.inference_mode()
     def _generate_batch(self, requests: Sequence[GenerationRequest]) -> GenerationResult:
         t0 = time.perf_counter()
-        encoded = self.tokenizer([r.prompt for r in requests], add_special_tokens=False)["input_ids"]
-        rows = [[self._bos, *ids] for ids in encoded]
+        encoded = self.tokenizer([self._text(r) for r in requests], add_special_tokens=False)["input_ids"]
+        # A chat template may write BOS itself: it is counted and sent once.
+        rows = [[self._bos, *(ids[1:] if ids[:1] == [self._bos] else ids)] for ids in encoded]
         for i, ids in enumerate(rows):
             if len(ids) - 1 > self.max_prompt_tokens:
                 raise ValueError(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agentfleet.ops import logs
-from agentfleet.serve.model.base import ModelBackend
+from agentfleet.serve.model.base import Message, ModelBackend
 from agentfleet.spec.catalog import ConfigError
 from agentfleet.spec.settings import Settings
 
@@ -35,13 +35,18 @@ def create_backend(settings: Settings) -> ModelBackend:
     if engine == "openai-http":
         from agentfleet.serve.model.openai_http import OpenAIHTTPBackend
 
+        # Several replicas: comma-separated base URLs, routed by affinity key (serve/model/routing.py).
+        urls = [u.strip() for u in settings.openai_base_url.split(",") if u.strip()] or [settings.openai_base_url]
+        count_tokens, count_messages = _served_tokenizer(settings)
         return OpenAIHTTPBackend(
-            settings.openai_base_url,
+            urls,
             settings.model_id,
             batch_size=settings.batch_size,
             max_prompt_tokens=settings.sequence_length - settings.max_new_tokens,
             max_new_tokens=settings.max_new_tokens,
-            count_tokens=_served_tokenizer(settings),
+            max_num_seqs=settings.max_num_seqs,
+            count_tokens=count_tokens,
+            count_messages=count_messages,
         )
     if engine in ("optimum-neuron", "vllm-neuron"):
         # Neuron backends load the artifacts the boot sequence fetched or compiled (compile cache).
@@ -51,9 +56,10 @@ def create_backend(settings: Settings) -> ModelBackend:
     raise ConfigError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
 
 
-def _served_tokenizer(settings: Settings) -> Callable[[str], int]:
-    """The served model's tokenizer if it is already on disk (no download), else an upper-bound estimate."""
-    from agentfleet.serve.model.openai_http import estimate_tokens
+def _served_tokenizer(settings: Settings) -> tuple[Callable[[str], int], Callable[[Sequence[Message]], int]]:
+    """Text and chat token counters: the served model's tokenizer (and its chat template) if it is already
+    on disk (no download), else upper-bound estimates."""
+    from agentfleet.serve.model.chat import chat_counter, estimate_message_tokens, estimate_tokens
 
     try:
         from transformers import AutoTokenizer
@@ -62,9 +68,9 @@ def _served_tokenizer(settings: Settings) -> Callable[[str], int]:
         tokenizer = AutoTokenizer.from_pretrained(source, revision=settings.model_revision, local_files_only=True)
     except Exception as exc:  # any failure means "not available here"; the estimate is safe
         _LOG.info("served tokenizer not on disk; estimating prompt tokens", extra={"reason": str(exc)[:200]})
-        return estimate_tokens
+        return estimate_tokens, estimate_message_tokens
 
     def count(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False))
 
-    return count
+    return count, chat_counter(tokenizer)
