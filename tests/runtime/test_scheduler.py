@@ -15,6 +15,7 @@ import pytest
 from agentfleet.decide.pipeline import Completion
 from agentfleet.decide.scheduler import Scheduler, WorkItem, read_ahead
 from agentfleet.decide.sender import SendLoop
+from agentfleet.entrypoints.worker import replica_gauges
 from agentfleet.ops.metrics import Metrics
 from agentfleet.spec.events import Event, parse_record
 from tests.runtime.support import TEST_AGENTS, event
@@ -209,3 +210,21 @@ def test_queue_time_and_model_time_are_observed_per_item() -> None:
     loop.metrics.flush()
     line = json.loads(out.getvalue().splitlines()[0])
     assert line["QueueTime"] == 250.0 and line["ModelTime"] == 0.0
+
+
+def test_replica_utilization_is_a_gauge_per_live_replica() -> None:
+    out = io.StringIO()
+    metrics = Metrics("t", "emf", stream=out)
+    replica_gauges(metrics, SimpleLoad([(3, 4), (0, 0), (4, 4)]))  # replica 1 is down: 0 slots
+    replica_gauges(metrics, object())  # a backend without replicas: nothing
+    metrics.flush()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {line["Replica"]: line["ReplicaUtilization"] for line in lines} == {"0": 75.0, "2": 100.0}
+
+
+class SimpleLoad:
+    def __init__(self, load: list[tuple[int, int]]) -> None:
+        self.load = load
+
+    def replica_load(self) -> list[tuple[int, int]]:
+        return self.load

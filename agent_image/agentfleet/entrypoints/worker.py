@@ -195,11 +195,24 @@ class Worker:
         self.metrics.gauge(metric_names.MILLIS_BEHIND_LATEST, float(millis), "Milliseconds")
         self.metrics.gauge(metric_names.IN_FLIGHT_REQUESTS, float(self.scheduler.sending))
         self.metrics.gauge(metric_names.MODEL_SLOTS, float(self.window))
+        replica_gauges(self.metrics, self.model)
         if now >= self._next_in_service:
             self._next_in_service = now + 60.0
             self.metrics.gauge(metric_names.LEASED_SHARDS, float(len(self.leases.held)))
             if self.market:
                 self.metrics.count(metric_names.WORKERS_IN_SERVICE, **{metric_names.MARKET: self.market})
+
+
+def replica_gauges(metrics: Metrics, model: object) -> None:
+    """ReplicaUtilization (busy slots / slots, percent) per live replica of a backend that routes over
+    replicas (serve/model/openai_http.OpenAIHTTPBackend.replica_load); a replica that is down is skipped."""
+    load = getattr(model, "replica_load", None)
+    if load is None:
+        return
+    for index, (busy, slots) in enumerate(load()):
+        if slots > 0:
+            metrics.gauge(metric_names.REPLICA_UTILIZATION, 100.0 * busy / slots, "Percent",
+                          **{metric_names.REPLICA: str(index)})
 
 
 def main() -> int:
