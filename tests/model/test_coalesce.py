@@ -48,7 +48,7 @@ def _call_concurrently(backend: CoalescingBackend, prompts: list[str]) -> dict[s
         except Exception as exc:
             answers[prompt] = exc
 
-    threads = [threading.Thread(target=one, args=(p,)) for p in prompts]
+    threads = [threading.Thread(target=one, args=(p,), daemon=True) for p in prompts]  # a hung caller fails, not hangs
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -86,6 +86,7 @@ def test_requests_arriving_while_the_model_runs_form_the_next_batch() -> None:
 def test_a_failed_batch_raises_in_every_caller() -> None:
     backend = CoalescingBackend(Recording(batch_size=3, fail=True), max_wait=2.0)
     answers = _call_concurrently(backend, ["a", "b", "c"])
+    assert sorted(answers) == ["a", "b", "c"], "every caller returned"
     assert all(isinstance(a, RuntimeError) and "device lost" in str(a) for a in answers.values()), answers
     backend.close()
     with pytest.raises(RuntimeError, match="stopped"):
