@@ -79,6 +79,7 @@ class ShardReader:
 
     def poll(self, limit: int | None = None) -> list[dict[str, Any]]:
         """One GetRecords call of at most `limit` (default self.limit) records; errors back off and return []."""
+        # Limit is 1..10000 (shape GetRecordsInputLimit, botocore 1.44.8 kinesis service-2.json).
         limit = self.limit if limit is None else max(1, min(limit, self.limit))
         now = self._monotonic()
         self._next_poll = now + max(MIN_CALL_INTERVAL, self.poll_interval)
