@@ -2,9 +2,9 @@
 
 Synthetic records (the ci-day scenario's events with fresh ids over 80 subjects, one in a hundred
 malformed) go through the objects a Worker builds: ShardSet (Kinesis page -> decode -> validate ->
-route -> Batcher), Batcher.take, DecisionPipeline.run (memory load -> prompt build -> model ->
-decision parse -> guardrails -> audit write-ahead -> action start -> memory write -> metrics ->
-logs) and the checkpoint ledger. Only the clients and the model are fakes (bench.fakes).
+route -> Scheduler), Scheduler.take, DecisionPipeline.prepare/send/finish (memory load -> prompt
+build -> model -> decision parse -> guardrails -> audit write-ahead -> action start -> memory write
+-> metrics -> logs) and the checkpoint ledger. Only the clients and the model are fakes (bench.fakes).
 
 The figure: records per CPU-second in steady state (the second half of the run, when every agent's
 memory is full), driving those objects in one thread with nothing in between. Reading stops at a
@@ -45,7 +45,7 @@ TARGET = "profile"
 LABELS = {
     "read+validate+route (ShardSet.poll)": "shards.py:ShardSet.poll",
     "  json schema validation of events": "events.py:parse_record",
-    "batcher (take)": "batcher.py:Batcher.take",
+    "scheduler (take)": "scheduler.py:Scheduler.take",
     "memory load (DynamoDB item -> lists)": "memory.py:MemoryStore.load",
     "prompt build": "prompt.py:build_prompt",
     "decision parse": "decisions.py:parse_decision",
@@ -166,27 +166,28 @@ class Progress:
 
 def drive(r: Rig, problems: Problems | None = None, *, max_seconds: float = float("inf"),
           on_round: Callable[[int], None] | None = None) -> Progress:
-    """The worker's per-record work in one thread: poll, batch, decide, acknowledge, checkpoint.
+    """The worker's per-record work in one thread: poll, schedule, decide, acknowledge, checkpoint.
 
     Stops reading after `max_seconds` (what was read is still finished), so a runtime far below
     target cannot make `make bench` take hours; the result says how many records were fed.
     """
-    w, cancel, finished = r.worker, threading.Event(), []
+    w, p = r.worker, r.worker.pipeline
+    p.backend = w.backend  # the model is called in this thread: no hand-off to a coalescer's thread
     progress = Progress([(0, time.process_time(), time.perf_counter())])
     deadline = time.perf_counter() + max_seconds
-    while (w.stats.records < r.total and time.perf_counter() < deadline) or len(w.batcher):
+    while (w.stats.records < r.total and time.perf_counter() < deadline) or len(w.scheduler):
         if w.stats.records < r.total and time.perf_counter() < deadline:
             w.shards.poll()
-        while len(w.batcher):
-            items = w.batcher.take()
-            retry = w.pipeline.run(items, finished.append, cancel)
-            if retry:
+        while (item := w.scheduler.take()[1]) is not None:
+            memory, request = p.prepare(item)
+            completion = p.send(item, request)
+            w.scheduler.returned(item)
+            if completion is None or not p.finish(item, memory, completion):
                 why = "; ".join(problems.seen) if problems else "see the log"
-                raise RuntimeError(f"{len(retry)} items failed in the runtime's pipeline: {why}")
-            for item in finished:
-                w.shards.done(item)
-            w.stats.decisions += len(finished)
-            finished.clear()
+                raise RuntimeError(f"item {item.decision_id} failed in the runtime's pipeline: {why}")
+            w.scheduler.release(item)
+            w.shards.done(item)
+            w.stats.decisions += 1
         w.shards.checkpoint(force=True)  # the loop checkpoints each second; here every round, so reads never wait
         progress.marks.append((w.stats.records, time.process_time(), time.perf_counter()))
         if on_round is not None:
@@ -236,7 +237,7 @@ def run_pipeline(records: list[tuple[str, bytes]], *, max_seconds: float = float
 
 
 def run_loop(records: list[tuple[str, bytes]], seconds: float) -> dict[str, Any]:
-    """The real Worker.run() (main loop + batch thread) over the same fakes, stopped after `seconds`."""
+    """The real Worker.run() (main loop + sender threads) over the same fakes, stopped after `seconds`."""
     r = rig(records)
     sink, _ = _quiet_logs()
     thread = threading.Thread(target=r.worker.run, name="bench-worker", daemon=True)
@@ -249,7 +250,7 @@ def run_loop(records: list[tuple[str, bytes]], seconds: float) -> dict[str, Any]
     logs.configure("WARNING")
     sink.close()
     stats = r.worker.stats
-    return {"records": stats.records, "decisions": stats.decisions, "batches": stats.batches, "wall_s": round(wall, 2),
+    return {"records": stats.records, "decisions": stats.decisions, "wall_s": round(wall, 2),
             "records_per_s": stats.records / wall, "shards": len(r.kinesis.records),
             "max_records_per_read": r.worker.settings.max_records_per_read}
 
@@ -281,7 +282,7 @@ def run(records: int = 100_000, max_seconds: float = 90.0, profile_records: int 
         + ", ".join(f"{k.strip()} {v:.0%}" for k, v in shares.items()),
     ]
     if loop:
-        notes.append(f"the real Worker.run() loop (main loop + batch thread) over the same fakes, on records no agent "
+        notes.append(f"the real Worker.run() loop (main loop + sender threads) over the same fakes, on records no agent "
                      f"subscribes to: {loop['records_per_s']:,.0f} records/s for {loop['wall_s']} s, where the same "
                      f"records driven directly go at {loop['pipeline_records_per_wall_s']:,.0f}/s (the gap is the "
                      f"loop's polling, lease and checkpoint cadence over {loop['shards']} shards)")

@@ -12,7 +12,6 @@ worker only in how work is fed to the model.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from agentfleet.act.audit import AuditLog
 from agentfleet.act.dispatch import Dispatcher, decision_id
 from agentfleet.decide.guardrails import Guardrails
 from agentfleet.decide.memory import MemoryStore
-from agentfleet.decide.pipeline import DecisionPipeline
+from agentfleet.decide.pipeline import Completion, DecisionPipeline
 from agentfleet.ops.metrics import Metrics
 from agentfleet.serve.model.base import ModelBackend
 from agentfleet.spec.catalog import AgentSpec, subscribers
@@ -78,7 +77,7 @@ def work_items(records: list[tuple[str, bytes]], agents: tuple[AgentSpec, ...], 
     return items
 
 
-def pipeline(settings: Settings, backend: ModelBackend, batch_size: int) -> DecisionPipeline:
+def pipeline(settings: Settings, backend: ModelBackend) -> DecisionPipeline:
     """The runtime's pipeline over fresh in-process fakes (the audit table keeps keys only)."""
     ddb, sfn = FakeDynamoDB(keys_only=[settings.audit_table]), FakeStepFunctions()
     return DecisionPipeline(
@@ -86,25 +85,30 @@ def pipeline(settings: Settings, backend: ModelBackend, batch_size: int) -> Deci
         memory=MemoryStore(ddb, settings.memory_table, max_items=settings.memory_max_items,
                            ttl_days=settings.memory_ttl_days),
         dispatcher=Dispatcher(sfn, settings.state_machine_arn), guardrails=Guardrails(settings.agents, dry_run=False),
-        metrics=Metrics(settings.fleet_name, "emf", stream=open(os.devnull, "w")), worker_id="bench-stop-and-go",
-        batch_size=batch_size)
+        metrics=Metrics(settings.fleet_name, "emf", stream=open(os.devnull, "w")), worker_id="bench-stop-and-go")
 
 
 def decide_batch(decide: DecisionPipeline, batch: list[Item], done: list[Item]) -> None:
     """One stop-and-go round: one generate for the batch, wait for all, then each item's I/O.
 
-    This is DecisionPipeline.run as of cfb21dc. If the runtime's pipeline loses its batch entry
-    point, re-point this function at the per-item steps, run in the same order.
+    DecisionPipeline.run as of cfb21dc, rebuilt from the per-item steps in the same order: every
+    item's memory load and prompt, one batched generate, then parse/guardrails/audit/action/memory
+    item by item.
     """
-    retry = decide.run(batch, done.append, threading.Event())  # type: ignore[arg-type]  # Item is WorkItem's shape
-    if retry:
-        raise RuntimeError(f"{len(retry)} items failed in the stop-and-go pipeline; see the log")
+    prepared = [(item, *decide.prepare(item)) for item in batch]  # type: ignore[arg-type]  # Item has WorkItem's shape
+    result = decide.backend.generate([request for _, _, request in prepared])
+    for index, (item, memory, _) in enumerate(prepared):
+        completion = Completion(result.texts[index], result.prompt_tokens[index], result.completion_tokens[index],
+                                result.latency_ms)
+        if not decide.finish(item, memory, completion):  # type: ignore[arg-type]
+            raise RuntimeError(f"item {item.decision_id} failed in the stop-and-go pipeline; see the log")
+        done.append(item)
 
 
 def run(records: list[tuple[str, bytes]], settings: Settings, backend: ModelBackend, *, batch_size: int = 8,
         seconds: float = 30.0) -> dict[str, Any]:
     """Stop-and-go over the backlog for `seconds` (the batch in flight is finished); decisions and wall time."""
-    decide, queue, done = pipeline(settings, backend, batch_size), work_items(records, settings.agents, settings), []
+    decide, queue, done = pipeline(settings, backend), work_items(records, settings.agents, settings), []
     total, batches = len(queue), 0
     started = time.perf_counter()
     while queue and time.perf_counter() - started < seconds:

@@ -1,4 +1,4 @@
-"""The worker loop with the real tiny CPU model: two workers sharing a stream, and batching."""
+"""The worker loop with the real tiny CPU model: two workers sharing a stream, and coalescing into batches."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_two_workers_share_four_shards_and_every_event_gets_one_decision_per_age
     assert all("owner" not in lease for lease in fleet.leases()), "leases released on stop"
 
 
-def test_concurrent_events_are_batched_into_ceil_n_over_batch_model_calls(
+def test_concurrent_events_are_coalesced_into_ceil_n_over_batch_model_calls(
         fleet: Fleet, running: Any, tiny_model_dir: Path) -> None:
     fleet.agents = cdk_agents()
     events = [event("cloudwatch.alarm", f"alarm-{i}", {"state": "ALARM"}) for i in range(10)]

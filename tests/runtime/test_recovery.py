@@ -96,15 +96,19 @@ def test_sigkill_one_of_two_workers_loses_nothing_and_acts_once(
         wait_until(lambda: sorted(Counter(lease.get("owner") for lease in fleet.leases()).values()) == [2, 2],
                    30, "two shards each")
         types = ("cloudwatch.alarm", "ci.failed", "code.push", "security.finding")
-        first_wave = [event(types[i % 4], f"svc-{i}", {"n": i}) for i in range(8)]
+        # More than one window (2 x batch_size) per worker, so the victim is still deciding when it dies.
+        first_wave = [event(types[i % 4], f"svc-{i}", {"n": i}) for i in range(24)]
         positions = fleet.put(first_wave)
-        wait_for_count(fleet.decisions, 2, 120, "first decisions")
+        # Kill the victim right after its first decision (its log, read every 10 ms): its finish steps run
+        # in parallel, so waiting for decisions in the audit table could let it acknowledge all its work.
+        victim_log = tmp_path / "worker-0.log"
+        wait_until(lambda: b'"decision"' in victim_log.read_bytes(), 120, "the victim's first decision", 0.01)
         procs[0].send_signal(signal.SIGKILL)
         assert procs[0].wait(10) == -signal.SIGKILL
         held = unacknowledged(lambda name: fleet.clients[name], fleet.names.leases_table, fleet.names.stream,
                               "proc-0")
         assert held > 0, "the victim died holding records it had not acknowledged"
-        second_wave = [event(types[i % 4], f"svc-{i}", {"n": i}) for i in range(8, 16)]
+        second_wave = [event(types[i % 4], f"svc-{i}", {"n": i}) for i in range(24, 32)]
         positions += fleet.put(second_wave)
         events = first_wave + second_wave
         expected = Counter((e["id"], a.name) for e in events for a in subscribers(fleet.agents, e["type"]))

@@ -54,7 +54,7 @@ def test_a_stop_is_honoured_while_dynamodb_throttles_longer_than_a_lease(
     second = running(Worker(fleet.settings(), ScriptedBackend()))
     expected = 2 + len(later) * len(subscribers(fleet.agents, "cloudwatch.alarm"))
     decisions = wait_for_count(fleet.decisions, expected, 60, "every decision")
-    wait_until(lambda: not second.worker.batcher and second.worker.batch is None, 10, "idle")
+    wait_until(lambda: not second.worker.scheduler and second.worker.scheduler.active() == 0, 10, "idle")
     assert second.stop() == 0
     assert max(Counter(d["decision_id"] for d in fleet.decisions()).values()) == 1
     assert len(decisions) == expected

@@ -1,4 +1,4 @@
-"""Runtime building blocks that need no emulator: validation, retry, guardrails, batching, ids,
+"""Runtime building blocks that need no emulator: validation, retry, guardrails, ids,
 lease balancing, checkpoint ledger, metrics and the health endpoint."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from agentfleet.act.dispatch import decision_id, execution_arn
-from agentfleet.decide.batcher import Batcher, WorkItem
 from agentfleet.decide.guardrails import Guardrails
 from agentfleet.ingest.consumer import ShardReader
 from agentfleet.ingest.coordinator import ShardInfo, active_leases, plan
@@ -119,8 +118,9 @@ def test_guardrails_outcomes_in_order() -> None:
     dry = Guardrails(TEST_AGENTS, dry_run=True).evaluate(triage, _decision("notify"))
     assert (dry.outcome, dry.dispatch) == ("dry_run", False)
     outcomes = {"invalid_output", "ignored", "disallowed", "approval_pending", "acted", "rate_limited", "dry_run"}
-    # "failed" is the pipeline's, not the guardrails': a poison record or capped attempts (decide/pipeline.py).
-    assert outcomes | {"failed"} == set(metric_names.DECISION_OUTCOMES)
+    # "failed" and "shed" are the pipeline's, not the guardrails': a poison record or capped attempts, and an
+    # item older than its agent's shed_after_seconds (decide/pipeline.py).
+    assert outcomes | {"failed", "shed"} == set(metric_names.DECISION_OUTCOMES)
 
 
 def test_decision_id_is_deterministic_and_a_valid_execution_name() -> None:
@@ -132,42 +132,6 @@ def test_decision_id_is_deterministic_and_a_valid_execution_name() -> None:
     assert len(first) <= 80 and first.replace("-", "").replace("_", "").isalnum()
     arn = "arn:aws:states:us-east-1:123456789012:stateMachine:actions"
     assert execution_arn(arn, "n") == "arn:aws:states:us-east-1:123456789012:execution:actions:n"
-
-
-def _item(agent: str, subject: str, seq: str, now: float) -> WorkItem:
-    evt = parse_record(_raw(event("ci.failed", subject)), 10_000)
-    assert isinstance(evt, Event)
-    return WorkItem("shard-1", seq, evt, AGENTS[agent], f"d{seq}{agent}", now)
-
-
-def test_batcher_fills_batches_across_agents_and_waits_for_a_lone_item() -> None:
-    now = [0.0]
-    batcher = Batcher(3, 0.05, monotonic=lambda: now[0])
-    for i in range(7):
-        batcher.add(_item("triage" if i % 2 else "watcher", f"s{i}", str(i), now[0]))
-    sizes = []
-    while batcher.ready():
-        sizes.append(len(batcher.take()))
-    assert sizes == [3, 3]  # the 7th waits for company or for max_wait
-    assert batcher.seconds_until_ready() == pytest.approx(0.05)
-    now[0] += 0.05
-    assert batcher.ready() and len(batcher.take()) == 1
-
-
-def test_batcher_keeps_one_agent_subject_in_order_and_out_of_the_same_batch() -> None:
-    now = [0.0]
-    batcher = Batcher(4, 0.0, monotonic=lambda: now[0])
-    items = [_item("triage", "same", str(i), 0.0) for i in range(3)] + [_item("watcher", "same", "9", 0.0)]
-    for item in items:
-        batcher.add(item)
-    first = batcher.take()
-    assert [i.sequence_number for i in first] == ["0", "9"]
-    batcher.requeue([first[0]], delay=1.0)  # a failed item blocks its successors until it is retried
-    assert batcher.take() == []
-    now[0] += 1.0
-    assert [i.sequence_number for i in batcher.take()] == ["0"]
-    assert [i.sequence_number for i in batcher.take()] == ["1"]
-    assert batcher.drop_shard("shard-1") == 1
 
 
 def _lease(shard: str, owner: str = "", checkpoint: str = "", parents: tuple[str, ...] = ()) -> Lease:
@@ -242,7 +206,7 @@ def test_metrics_emf_lines_use_only_known_names() -> None:
     with pytest.raises(ValueError, match="unknown metric"):
         metrics.count("MadeUpMetric")
     with pytest.raises(ValueError, match="dimensions"):
-        metrics.count(metric_names.DECISIONS, 1, Agent="x")
+        metrics.count(metric_names.DECISIONS, 1, Colour="x")
 
 
 def test_metrics_put_mode_batches_put_metric_data() -> None:

@@ -1,19 +1,21 @@
 """Stopping a worker cleanly within `shutdown_deadline_seconds`.
 
-Order: report "draining"; drop queued (not yet started) work; let the running batch
-finish while leases keep being renewed, up to the deadline minus a reserve; past that,
-cancel it and leave its unfinished records unacknowledged (not checkpointed, so the next
-owner re-reads them); checkpoint what finished; release every lease; complete a pending
-termination lifecycle action with CONTINUE; flush metrics; log one summary line.
+Order: report "draining"; stop reading and close the scheduler (queued, unsent items are
+dropped unacknowledged); let in-flight requests and their finish steps complete while leases
+keep being renewed and finished items acknowledged, up to the deadline minus a reserve; past
+that, cancel the finish steps not yet begun and leave every unfinished record unacknowledged
+(not checkpointed, so the next owner re-reads them; a thread still in the model makes the
+process exit hard, see worker.exit_code); checkpoint what finished; release every lease;
+complete a pending termination lifecycle action with CONTINUE; flush metrics; log one summary line.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Protocol
 
-from agentfleet.decide.batcher import Batcher, WorkItem
+from agentfleet.decide.scheduler import Scheduler
+from agentfleet.decide.sender import SendLoop
 from agentfleet.ingest.coordinator import LeaseCoordinator
 from agentfleet.ingest.shards import ShardSet, Stats
 from agentfleet.ops import logs
@@ -32,15 +34,13 @@ class Worker(Protocol):
     metadata: Metadata | None
     clients: Any
     metrics: Metrics
-    batcher: Batcher
+    scheduler: Scheduler
+    sender: SendLoop
     shards: ShardSet
     stats: Stats
     me: str
     started: float
     abandoned: bool
-    cancel: threading.Event
-    batch: threading.Thread | None
-    in_flight: list[WorkItem]
 
     @property
     def leases(self) -> LeaseCoordinator: ...
@@ -58,19 +58,21 @@ def drain(worker: Worker) -> int:
     reserve = min(_RESERVE_MAX_SECONDS, 0.2 * settings.shutdown_deadline_seconds)
     if worker.health is not None:
         worker.health.set_state("draining")
-    queued_dropped = worker.batcher.clear()
-    batch = worker.batch
-    while batch is not None and batch.is_alive() and time.monotonic() < deadline - reserve:
+    queued_dropped = worker.scheduler.close()
+    in_flight = worker.scheduler.active()
+
+    def tick() -> None:
         if worker.leases.due():
             worker.shards.apply(worker.leases.tick(taking=False))
-        batch.join(timeout=0.1)
         worker.drain_done()
-    if batch is not None and batch.is_alive():
-        worker.cancel.set()
+
+    if not worker.sender.wait_idle(deadline - reserve, tick):
+        worker.sender.abandon()
         worker.abandoned = True
-        log.warning("in-flight batch passed the shutdown deadline; leaving it unacknowledged",
-                    extra={"items": len(worker.in_flight)})
+        log.warning("in-flight items passed the shutdown deadline; leaving them unacknowledged",
+                    extra={"items": worker.scheduler.active()})
     worker.drain_done()
+    worker.sender.close()
     worker.shards.collect_quarantined()
     worker.shards.quarantine.stop()
     worker.shards.checkpoint(force=True)
@@ -84,8 +86,8 @@ def drain(worker: Worker) -> int:
         "worker_id": worker.me, "reason": stop.reason, "uptime_s": round(now - worker.started, 1),
         "drain_ms": round((now - began) * 1000, 1), "within_deadline": now <= deadline,
         "records": worker.stats.records, "events": worker.stats.events, "quarantined": worker.stats.quarantined,
-        "decisions": worker.stats.decisions, "batches": worker.stats.batches, "checkpoints": worker.stats.checkpoints,
-        "queued_dropped": queued_dropped, "unacknowledged_records": unacknowledged,
+        "decisions": worker.stats.decisions, "checkpoints": worker.stats.checkpoints,
+        "queued_dropped": queued_dropped, "in_flight_at_stop": in_flight, "unacknowledged_records": unacknowledged,
         "abandoned_batch": worker.abandoned, "released": released, "lifecycle_action": lifecycle,
     })
     return 0

@@ -1,8 +1,10 @@
-"""The agent worker: lease shards, read, validate, route, batch, decide, act, checkpoint; drain on stop.
+"""The agent worker: lease shards, read, validate, route, schedule, decide, act, checkpoint; drain on stop.
 
-Threads: the main loop owns all state (leases, readers, batcher, checkpoints) and does the
-cheap I/O; one batch thread at a time runs the decision pipeline (model + memory, audit,
-action), so reading and lease renewal go on while the model works. Boot starts a
+Threads: the main loop owns leases, readers and checkpoints and does the cheap I/O; it reads
+no further ahead than the scheduler has room for (decide/scheduler.py). One sender thread per
+model slot keeps requests in flight and a finish pool writes audit, action and memory
+(decide/sender.py); they hand finished items back through a queue, which the main loop
+acknowledges. A batch-native backend (no `slots`) sits behind serve/model/coalesce.py. Boot starts a
 HealthServer in state "starting", builds the backend, sets "healthy" once the model
 answers, then calls `Worker(settings, backend, health=..., metadata=...).run()`.
 `python -m agentfleet.entrypoints.worker` does the same from settings (agentfleet.spec.settings.resolve).
@@ -19,10 +21,11 @@ from collections.abc import Callable
 
 from agentfleet.act.audit import AuditLog
 from agentfleet.act.dispatch import Dispatcher
-from agentfleet.decide.batcher import Batcher, WorkItem
 from agentfleet.decide.guardrails import Guardrails
 from agentfleet.decide.memory import MemoryStore
 from agentfleet.decide.pipeline import DecisionPipeline
+from agentfleet.decide.scheduler import Scheduler, WorkItem
+from agentfleet.decide.sender import SendLoop
 from agentfleet.entrypoints.clients import Clients, check_settings, quarantine_bucket
 from agentfleet.entrypoints.drain import drain
 from agentfleet.ingest.coordinator import LeaseCoordinator
@@ -34,6 +37,7 @@ from agentfleet.ops.health import HealthServer
 from agentfleet.ops.metrics import Metrics
 from agentfleet.ops.shutdown import InterruptionWatcher, Metadata, StopSignal
 from agentfleet.serve.model.base import GenerationRequest, ModelBackend
+from agentfleet.serve.model.coalesce import CoalescingBackend
 from agentfleet.spec import metric_names
 from agentfleet.spec.settings import Settings, resolve
 
@@ -58,8 +62,9 @@ class Worker:
         self.me, self.market = settings.worker_id, market
         self.metrics = metrics or Metrics(settings.fleet_name, settings.metrics_mode,
                                           cloudwatch=self.clients.cloudwatch)
-        self.batch_size = max(1, min(settings.batch_size, backend.batch_size))
-        self.batcher = Batcher(self.batch_size, settings.batch_max_wait_ms / 1000.0)
+        self.model = self._schedulable(backend)
+        self.window = max(1, int(getattr(self.model, "slots", self.model.batch_size)))
+        self.scheduler = Scheduler(self.window)
         self.stats = Stats()
         ddb = self.clients.dynamodb
         self.audit = AuditLog(ddb, settings.audit_table, sleep=sleep, s3=self.clients.s3,
@@ -68,22 +73,21 @@ class Worker:
             LeaseTable(self.clients.leases_dynamodb or ddb, settings.leases_table, lease_seconds=settings.lease_seconds,
                        sleep=sleep),
             self.clients.kinesis, settings.stream_name, self.me, lease_seconds=settings.lease_seconds)
-        self.shards = ShardSet(settings, self.clients.kinesis, coordinator, self.batcher, self.audit, self.metrics,
+        self.shards = ShardSet(settings, self.clients.kinesis, coordinator, self.scheduler, self.audit, self.metrics,
                                self.stats)
         self.pipeline = DecisionPipeline(
-            backend=backend, audit=self.audit, metrics=self.metrics, worker_id=self.me, batch_size=self.batch_size,
+            backend=self.model, audit=self.audit, metrics=self.metrics, worker_id=self.me,
             memory=MemoryStore(ddb, settings.memory_table, max_items=settings.memory_max_items,
                                ttl_days=settings.memory_ttl_days, sleep=sleep),
             dispatcher=Dispatcher(self.clients.sfn, settings.state_machine_arn, sleep=sleep),
             guardrails=Guardrails(settings.agents, dry_run=settings.dry_run, targets=settings.targets))
-        self.abandoned = False  # set by drain: a batch still ran past the shutdown deadline
+        self.abandoned = False  # set by drain: an item was still in the model or finishing past the deadline
         self.started = 0.0
         self._done: queue.SimpleQueue[WorkItem] = queue.SimpleQueue()
+        self._retry: queue.SimpleQueue[WorkItem] = queue.SimpleQueue()
         self._wake = threading.Event()
-        self.cancel = threading.Event()
-        self.batch: threading.Thread | None = None
-        self.in_flight: list[WorkItem] = []
-        self._retry: list[WorkItem] = []
+        self.sender = SendLoop(self.scheduler, self.pipeline, self.metrics,
+                               on_done=self._finished(self._done), on_retry=self._finished(self._retry))
         self._next_gauges = 0.0
         self._next_in_service = 0.0
         self.turns = 0  # main-loop iterations (liveness: the loop never waits on a retry)
@@ -96,8 +100,9 @@ class Worker:
         self.started = time.monotonic()
         watcher = InterruptionWatcher(self.metadata, self.stop, self.metrics).start() if self.metadata else None
         log.info("worker started", extra={"worker_id": self.me, "stream": self.settings.stream_name,
-                                          "batch_size": self.batch_size, "model": self.backend.model_id,
+                                          "window": self.window, "model": self.backend.model_id,
                                           "agents": [a.name for a in self.settings.agents]})
+        self.sender.start()
         while not self.stop.is_set():
             try:
                 self._step()
@@ -110,64 +115,61 @@ class Worker:
         finally:
             if watcher:
                 watcher.stop()
+            if isinstance(self.model, CoalescingBackend):
+                self.model.stop()  # its thread only; the caller closes the backend
+
+    def _schedulable(self, backend: ModelBackend) -> ModelBackend:
+        """The backend the senders call: as is if it takes concurrent single requests (has `slots`),
+        else behind a coalescer that batches them (its batch fill is the BatchFill metric)."""
+        if hasattr(backend, "slots"):
+            return backend
+        size = max(1, backend.batch_size)
+
+        def fill(rows: int) -> None:
+            self.metrics.observe(metric_names.BATCH_FILL_PERCENT, 100.0 * rows / size, "Percent")
+
+        return CoalescingBackend(backend, max_wait=self.settings.batch_max_wait_ms / 1000.0, on_batch=fill)
+
+    def _finished(self, into: queue.SimpleQueue[WorkItem]) -> Callable[[WorkItem], None]:
+        def put(item: WorkItem) -> None:
+            into.put(item)
+            self._wake.set()
+        return put
 
     def _step(self) -> None:
         self.turns += 1
         if self.leases.due():
             self.shards.apply(self.leases.tick(taking=True))
             self._check_balancing()
-        self.collect_batch()
         self.drain_done()
-        self.shards.poll()
-        self.shards.release_given_up({item.shard_id for item in self.in_flight})
-        if self.batch is None and self.batcher.ready():
-            self._start_batch()
+        self.shards.poll()  # reads only while the scheduler has room (bounded read-ahead)
+        self.shards.release_given_up(self.scheduler.busy_shards())
         self.shards.checkpoint(force=False)
         self._emit_gauges()
         self.metrics.maybe_flush()
-        wait = self.settings.poll_interval_ms / 1000.0 / 2
-        if self.batch is None and len(self.batcher):
-            wait = min(wait, self.batcher.seconds_until_ready())
-        self._wake.wait(max(0.005, min(wait, 0.25)))
+        self._wake.wait(max(0.005, min(self.settings.poll_interval_ms / 1000.0 / 2, 0.25)))
         self._wake.clear()
 
-    def _start_batch(self) -> None:
-        items = self.batcher.take()
-        self.in_flight, self._retry = items, []
-        self.cancel.clear()
-        self.stats.batches += 1
-
-        def run() -> None:
-            try:
-                self._retry = self.pipeline.run(items, self._done.put, self.cancel)
-            except BaseException:
-                log.exception("batch failed")
-                self._retry = list(items)
-            finally:
-                self._wake.set()
-
-        self.batch = threading.Thread(target=run, name="batch", daemon=True)
-        self.batch.start()
-
-    def collect_batch(self) -> None:
-        """After the batch thread ends: requeue what it could not finish (with backoff)."""
-        if self.batch is None or self.batch.is_alive():
-            return
-        self.batch, self.in_flight = None, []
-        retry = [item for item in self._retry if self.shards.accepting(item.shard_id) and not self.stop.is_set()]
-        if retry:
-            delay = min(_RETRY_BACKOFF_CAP, 0.5 * 2 ** retry[0].attempts)
-            self.batcher.requeue(retry, delay)
-            log.warning("items requeued", extra={"items": len(retry), "delay_s": delay})
-
     def drain_done(self) -> None:
+        """Acknowledge finished items; requeue items to retry (with backoff) unless their shard is gone."""
         while True:
             try:
                 item = self._done.get_nowait()
             except queue.Empty:
-                return
+                break
             self.stats.decisions += 1
             self.shards.done(item)
+        while True:
+            try:
+                item = self._retry.get_nowait()
+            except queue.Empty:
+                return
+            if self.shards.accepting(item.shard_id) and not self.stop.is_set():
+                delay = min(_RETRY_BACKOFF_CAP, 0.5 * 2 ** item.attempts)
+                self.scheduler.requeue(item, delay)
+                log.warning("item requeued", extra={"decision_id": item.decision_id, "delay_s": delay})
+            else:
+                self.scheduler.release(item)  # not ours any more, or stopping: left unacknowledged
 
     def _check_balancing(self) -> None:
         """Count each failed balancing tick; past the threshold /ping turns unhealthy until one succeeds."""
@@ -191,11 +193,26 @@ class Worker:
         records, millis = self.shards.backlog()
         self.metrics.gauge(metric_names.BACKLOG_RECORDS, float(records))
         self.metrics.gauge(metric_names.MILLIS_BEHIND_LATEST, float(millis), "Milliseconds")
+        self.metrics.gauge(metric_names.IN_FLIGHT_REQUESTS, float(self.scheduler.sending))
+        self.metrics.gauge(metric_names.MODEL_SLOTS, float(self.window))
+        replica_gauges(self.metrics, self.model)
         if now >= self._next_in_service:
             self._next_in_service = now + 60.0
             self.metrics.gauge(metric_names.LEASED_SHARDS, float(len(self.leases.held)))
             if self.market:
                 self.metrics.count(metric_names.WORKERS_IN_SERVICE, **{metric_names.MARKET: self.market})
+
+
+def replica_gauges(metrics: Metrics, model: object) -> None:
+    """ReplicaUtilization (busy slots / slots, percent) per live replica of a backend that routes over
+    replicas (serve/model/openai_http.OpenAIHTTPBackend.replica_load); a replica that is down is skipped."""
+    load = getattr(model, "replica_load", None)
+    if load is None:
+        return
+    for index, (busy, slots) in enumerate(load()):
+        if slots > 0:
+            metrics.gauge(metric_names.REPLICA_UTILIZATION, 100.0 * busy / slots, "Percent",
+                          **{metric_names.REPLICA: str(index)})
 
 
 def main() -> int:
@@ -231,7 +248,7 @@ def main() -> int:
 
 
 def exit_code(worker: Worker, code: int) -> int:
-    """The process's exit code after `worker.run()`. If a batch thread is still inside the model,
+    """The process's exit code after `worker.run()`. If a thread is still inside the model or finishing,
     interpreter teardown would wait on it, so the process exits here and now instead."""
     if worker.abandoned:
         sys.stdout.flush()

@@ -77,14 +77,16 @@ class ShardReader:
             kwargs["ShardIteratorType"] = "TRIM_HORIZON"
         return str(self._kinesis.get_shard_iterator(**kwargs)["ShardIterator"])
 
-    def poll(self) -> list[dict[str, Any]]:
-        """One GetRecords call (if due); returns the new records. Errors back off and return []."""
+    def poll(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """One GetRecords call of at most `limit` (default self.limit) records; errors back off and return []."""
+        # Limit is 1..10000 (shape GetRecordsInputLimit, botocore 1.44.8 kinesis service-2.json).
+        limit = self.limit if limit is None else max(1, min(limit, self.limit))
         now = self._monotonic()
         self._next_poll = now + max(MIN_CALL_INTERVAL, self.poll_interval)
         try:
             if self.iterator is None:
                 self.iterator = self._new_iterator()
-            response = self._kinesis.get_records(ShardIterator=self.iterator, Limit=self.limit)
+            response = self._kinesis.get_records(ShardIterator=self.iterator, Limit=limit)
         except self._kinesis.exceptions.ExpiredIteratorException:
             self.iterator = None  # re-open after the last record read, on the next poll
             return []
@@ -108,7 +110,7 @@ class ShardReader:
         size = sum(len(record["Data"]) for record in records)
         if records:
             self.position = records[-1]["SequenceNumber"]
-            if len(records) >= self.limit:
+            if len(records) >= limit:
                 # More is waiting: do not sleep a whole poll interval, only what the limits ask.
                 self._next_poll = now + MIN_CALL_INTERVAL
         self._next_poll = max(self._next_poll, now + size / READ_BYTES_PER_SECOND)

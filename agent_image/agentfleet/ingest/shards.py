@@ -1,11 +1,13 @@
 """The shards this worker holds: lease changes, reading, validation and routing, checkpoints.
 
 Owned by the worker's main loop (not thread-safe). A record is first de-aggregated (KPL,
-ingest/kpl.py); each user record becomes work items in the batcher (one per subscribed agent)
+ingest/kpl.py); each user record becomes work items in the scheduler (one per subscribed agent)
 or a quarantine record; the checkpoint of a shard only moves over records whose every item is
 handled (see consumer.ShardReader). Items and quarantine writes carry their reader's
 generation (the lease counter when it was taken): one finishing after the lease was lost and
-taken again belongs to the old reader and acknowledges nothing in the new one.
+taken again belongs to the old reader and acknowledges nothing in the new one. Reading is
+bounded: a shard is read only while the scheduler has room, and no more records than that room
+(decide/scheduler.py Scheduler.room); leases and checkpoints go on while reading waits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from agentfleet.act.audit import AuditLog
 from agentfleet.act.dispatch import decision_id
-from agentfleet.decide.batcher import Batcher, WorkItem
+from agentfleet.decide.scheduler import Scheduler, WorkItem
 from agentfleet.ingest.adapters import Dropped, arrival_iso, decode_named
 from agentfleet.ingest.consumer import ShardReader
 from agentfleet.ingest.coordinator import Changes, LeaseCoordinator
@@ -40,16 +42,15 @@ class Stats:
     events: int = 0
     quarantined: int = 0
     decisions: int = 0
-    batches: int = 0
     checkpoints: int = 0
 
 
 class ShardSet:
     """Readers for the leased shards, fed by the lease coordinator."""
 
-    def __init__(self, settings: Settings, kinesis: Any, leases: LeaseCoordinator, batcher: Batcher,
+    def __init__(self, settings: Settings, kinesis: Any, leases: LeaseCoordinator, scheduler: Scheduler,
                  audit: AuditLog, metrics: Metrics, stats: Stats) -> None:
-        self.settings, self._kinesis, self.leases, self.batcher = settings, kinesis, leases, batcher
+        self.settings, self._kinesis, self.leases, self.scheduler = settings, kinesis, leases, scheduler
         self.audit, self.metrics, self.stats = audit, metrics, stats
         self.readers: dict[str, ShardReader] = {}
         self.quarantine = QuarantineWriter(audit, settings.worker_id)
@@ -67,7 +68,7 @@ class ShardSet:
         for shard_id in changes.give_up:
             if shard_id in self.readers:
                 self.readers[shard_id].closing = True
-                self.batcher.drop_shard(shard_id)
+                self.scheduler.drop_shard(shard_id)
         for shard_id, reader in self.readers.items():
             info = self.leases.shards.get(shard_id)
             if info is not None:
@@ -76,14 +77,19 @@ class ShardSet:
     def drop(self, shard_id: str) -> None:
         """The lease is gone: forget the shard's queued work; its next owner re-reads it."""
         self.readers.pop(shard_id, None)
-        dropped = self.batcher.drop_shard(shard_id)
+        dropped = self.scheduler.drop_shard(shard_id)
         log.info("shard dropped", extra={"shard_id": shard_id, "queued_items_dropped": dropped})
 
     def poll(self) -> None:
-        for shard_id, reader in list(self.readers.items()):
-            if reader.due() and self.leases.valid(shard_id):
-                for record in reader.poll():
-                    self._accept(reader, record)
+        """Read the shards that are due while the scheduler has room, sharing the room among them so no
+        shard starves another (a record may still fan out to several items, one per subscribed agent)."""
+        due = [reader for shard_id, reader in self.readers.items() if reader.due() and self.leases.valid(shard_id)]
+        for index, reader in enumerate(due):
+            room = self.scheduler.room()
+            if room <= 0:
+                break
+            for record in reader.poll(limit=max(1, room // (len(due) - index))):
+                self._accept(reader, record)
         self.collect_quarantined()
 
     def _current(self, shard_id: str, generation: int) -> ShardReader | None:
@@ -120,7 +126,7 @@ class ShardSet:
                                                   reader.generation, user.partition_key))
                 continue
             for item in items:
-                self.batcher.add(item)
+                self.scheduler.add(item)
             self.stats.events += 1
             self.metrics.count(metric_names.EVENTS_PROCESSED)
 
@@ -193,7 +199,7 @@ class ShardSet:
         """Hand back shards the balancer gave up, once none of their items is in the running batch."""
         for shard_id, reader in list(self.readers.items()):
             if reader.closing and shard_id not in busy:
-                self.batcher.drop_shard(shard_id)
+                self.scheduler.drop_shard(shard_id)
                 if self._checkpoint_one(shard_id, reader, time.monotonic()) and shard_id in self.readers:
                     self.leases.release(shard_id)
                     self.readers.pop(shard_id, None)

@@ -19,7 +19,8 @@ from agentfleet.ops import logs
 from agentfleet.spec import metric_names
 
 log = logs.get(__name__)
-_DIMENSIONS = {metric_names.OUTCOME, metric_names.REASON, metric_names.PHASE, metric_names.MARKET, metric_names.ADAPTER}
+_DIMENSIONS = {metric_names.OUTCOME, metric_names.REASON, metric_names.PHASE, metric_names.MARKET, metric_names.ADAPTER,
+               metric_names.AGENT, metric_names.REPLICA}
 _NOT_METRICS = {metric_names.NAMESPACE, metric_names.FLEET} | _DIMENSIONS
 METRIC_NAMES = frozenset(
     v for k, v in vars(metric_names).items() if k.isupper() and isinstance(v, str) and v not in _NOT_METRICS

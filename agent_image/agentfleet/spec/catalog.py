@@ -39,6 +39,8 @@ class AgentSpec:
     allowed_actions: tuple[str, ...]
     rate_limit_per_minute: int
     approval_required: tuple[str, ...] = ()
+    priority: int = 0  # higher first when more items are eligible than the model has free slots
+    shed_after_seconds: float = 0.0  # > 0: an item older than this (read -> now) is recorded `shed`, not sent
 
     def subscribes(self, event_type: str) -> bool:
         """True if this agent wants events of `event_type` ("ci.*" matches "ci.failed")."""
@@ -57,6 +59,8 @@ class AgentSpec:
             "allowed_actions": list(self.allowed_actions),
             "rate_limit_per_minute": self.rate_limit_per_minute,
             "approval_required": list(self.approval_required),
+            "priority": self.priority,
+            "shed_after_seconds": self.shed_after_seconds,
         }
 
 
@@ -72,7 +76,7 @@ def parse_agent(raw: Any, key: str, targets: Collection[str] = ()) -> AgentSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{key} must be an object, got {type(raw).__name__}")
     allowed_keys = {"name", "system_prompt", "subscribes_to", "allowed_actions",
-                    "rate_limit_per_minute", "approval_required"}
+                    "rate_limit_per_minute", "approval_required", "priority", "shed_after_seconds"}
     unknown = sorted(set(raw) - allowed_keys)
     if unknown:
         raise ConfigError(f"{key} has unknown keys {unknown}; allowed: {sorted(allowed_keys)}")
@@ -106,7 +110,13 @@ def parse_agent(raw: Any, key: str, targets: Collection[str] = ()) -> AgentSpec:
     rate = raw.get("rate_limit_per_minute", 60)
     if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
         raise ConfigError(f"{key}.rate_limit_per_minute must be a positive integer, got {rate!r}")
-    return AgentSpec(name, prompt, subscribes, actions, rate, approval)
+    priority = raw.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ConfigError(f"{key}.priority must be an integer (higher goes first), got {priority!r}")
+    shed = raw.get("shed_after_seconds", 0)
+    if isinstance(shed, bool) or not isinstance(shed, int | float) or not 0 <= shed < float("inf"):
+        raise ConfigError(f"{key}.shed_after_seconds must be a number >= 0 (0 = never shed), got {shed!r}")
+    return AgentSpec(name, prompt, subscribes, actions, rate, approval, priority, float(shed))
 
 
 def parse_agents(raw: Any, key: str = "agents", targets: Collection[str] = ()) -> tuple[AgentSpec, ...]:
