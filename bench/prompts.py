@@ -55,7 +55,7 @@ def item_count(records: list[tuple[str, bytes]], settings: Settings) -> int:
 
 def rendered_requests(records: list[tuple[str, bytes]], settings: Settings, count_tokens: Callable[[str], int],
                       max_prompt_tokens: int, action: str = "notify") -> list[tuple[str, GenerationRequest]]:
-    """(affinity key "agent#subject", request) per decision, memory growing as the pipeline writes it.
+    """(affinity key "agent/subject", request) per decision, memory growing as the pipeline writes it.
 
     Mirrors decide/pipeline.py: each decision appends the event as an observation and a summary of
     the decision (`action`, the simulator's answer) to that agent and subject's memory, keeping the
@@ -68,7 +68,7 @@ def rendered_requests(records: list[tuple[str, bytes]], settings: Settings, coun
         if isinstance(event, Rejection):
             continue
         for agent in subscribers(settings.agents, event.type):
-            key = f"{agent.name}#{event.subject}"
+            key = f"{agent.name}/{event.subject}"  # the runtime's affinity key (decide/prompt.request_for)
             observations, decisions = history.setdefault(key, ([], []))
             prompt = build_prompt(agent, [event.to_json()], observations, decisions, count_tokens, max_prompt_tokens)
             out.append((key, GenerationRequest(prompt, agent.allowed_actions)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,6 @@ def metrics(urls: list[str]) -> dict[str, float]:
     return total
 
 
-def rendezvous(key: str, replicas: int) -> int:
-    """Rendezvous (highest-random-weight) hashing: a key keeps its replica while the replica set stays."""
-    return max(range(replicas), key=lambda i: hashlib.sha256(f"{i}|{key}".encode()).digest())
-
-
 def drive_continuously(urls: list[str], requests: list[tuple[str, GenerationRequest]], *, in_flight: int,
                        seconds: float) -> dict[str, float]:
     """The ceiling: `in_flight` client threads, each sending its next prompt as soon as the last returns.
@@ -94,10 +89,10 @@ def drive_continuously(urls: list[str], requests: list[tuple[str, GenerationRequ
     What a feeder with no work of its own between requests gets from the simulator, measured as the
     worker is: from the first request while a backlog remains (until the list runs out or `seconds`
     pass), so a worker's figures can be read against what the harness itself allows. Requests go to
-    the replicas by their key (rendezvous hashing).
+    the replicas through the runtime's client, routed by their key (as the worker's are).
     """
-    clients = [OpenAIHTTPBackend(u, "bench/ceiling", batch_size=in_flight, max_prompt_tokens=1 << 20,
-                                 max_new_tokens=256) for u in urls]
+    client = OpenAIHTTPBackend(urls, "bench/ceiling", batch_size=in_flight, max_prompt_tokens=1 << 20,
+                               max_new_tokens=256, max_num_seqs=max(1, in_flight // len(urls)))
     feed, lock, exhausted, finished = iter(requests), threading.Lock(), threading.Event(), [0]
 
     def loop() -> None:
@@ -107,7 +102,7 @@ def drive_continuously(urls: list[str], requests: list[tuple[str, GenerationRequ
             if request is None:
                 exhausted.set()
                 return
-            clients[rendezvous(str(key), len(urls))].generate([request])
+            client.generate([replace(request, affinity_key=str(key))])
             with lock:
                 finished[0] += 1
 
@@ -120,7 +115,6 @@ def drive_continuously(urls: list[str], requests: list[tuple[str, GenerationRequ
     moved, wall, done = delta(sim_stats(urls), before), time.perf_counter() - began, finished[0]
     for thread in threads:
         thread.join(timeout=120)
-    for client in clients:
-        client.close()
+    client.close()
     return {"utilization": moved["busy_slot_s"] / moved["available_slot_s"], "decisions_per_s": done / wall,
             "decisions": done, "in_flight": in_flight, "wall_s": round(wall, 2)}

@@ -13,17 +13,17 @@ is the runtime's own):
   and decisions/s the harness itself allows;
 - cpu_share_of_core: the worker process's CPU per decision x the ceiling's decisions/s (the
   simulated peak rate).
-The two places to re-point once the replica router and the in-flight scheduler land in the runtime
-are make_backend() and prefix_hit_rate() (see their docstrings).
+The worker phases and the prefix phase use the runtime's own client (OpenAIHTTPBackend over every
+replica URL, routed by agent/subject); the stop-and-go baseline replays the old batch loop through
+the runtime's per-item pipeline steps (bench/stop_and_go.py).
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from agentfleet.serve.model.base import GenerationRequest
@@ -32,24 +32,23 @@ from agentfleet.spec.settings import Settings
 from bench import overhead, stop_and_go
 from bench.prompts import backlog_records, item_count, rendered_requests
 from bench.results import Result
-from bench.sim_client import delta, drive_continuously, metrics, rendezvous, sim_stats, simulator
+from bench.sim_client import delta, drive_continuously, metrics, sim_stats, simulator
 from bench.sim_config import SimConfig
 
 TARGETS = {"utilization": ">= 0.9", "stop_and_go_ratio": ">= 2"}
-# Today's OpenAIHTTPBackend takes one base URL, so the worker phases run one replica. With the router
-# merged, raise this (and see make_backend): the utilization then covers every replica's slots.
-WORKER_REPLICAS = 1
+# Replicas the worker's client reaches in the worker phases (the runtime's router spreads requests over
+# them by agent/subject). 4 x the simulator's slots keeps the bench's thread count sane on a small box;
+# a trn2.48xlarge at TP 4 runs 16 (agentfleet.spec.sizing.replicas).
+WORKER_REPLICAS = 4
 
 
 def make_backend(urls: list[str], settings: Settings, routing: str = "affinity") -> OpenAIHTTPBackend:
-    """SWITCH POINT 1: the worker's model client. Today: one URL, batch_size = the worker's batch.
-
-    After the merge: `OpenAIHTTPBackend(urls, ..., routing=routing)` with its slots = replicas x
-    max_num_seqs, and WORKER_REPLICAS = replicas of the instance under test.
-    """
-    return OpenAIHTTPBackend(urls[0], settings.model_id, batch_size=settings.batch_size,
+    """The worker's model client, as the runtime builds it for replicas (serve/model/factory.py): every
+    replica URL, slots = replicas x max_num_seqs, requests routed by their affinity key."""
+    return OpenAIHTTPBackend(urls, settings.model_id, batch_size=settings.batch_size,
                              max_prompt_tokens=overhead.max_prompt_tokens(settings),
-                             max_new_tokens=settings.max_new_tokens, timeout_s=120.0)
+                             max_new_tokens=settings.max_new_tokens, timeout_s=120.0,
+                             max_num_seqs=SimConfig().max_num_seqs, routing=routing)
 
 
 def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float) -> dict[str, Any]:
@@ -102,11 +101,6 @@ def baseline_phase(records: list[tuple[str, bytes]], window_s: float) -> dict[st
     return measured
 
 
-def replica_for(key: str, replicas: int, routing: str, rng: random.Random) -> int:
-    """Rendezvous hashing of the (agent, subject) key over the replicas, or a random one."""
-    return rng.randrange(replicas) if routing == "random" else rendezvous(key, replicas)
-
-
 def ceiling_phase(requests: list[tuple[str, GenerationRequest]], seconds: float) -> dict[str, float]:
     """The same prompts from a client that keeps every slot busy: what the harness allows."""
     with simulator(WORKER_REPLICAS) as urls:
@@ -116,22 +110,16 @@ def ceiling_phase(requests: list[tuple[str, GenerationRequest]], seconds: float)
 
 def prefix_hit_rate(requests: list[tuple[str, GenerationRequest]], replicas: int, routing: str,
                     max_new_tokens: int) -> dict[str, float]:
-    """SWITCH POINT 2: the same prompts to `replicas` fresh replicas; vLLM's hit rate from /metrics.
-
-    Until the runtime's router lands, the replica is chosen here (replica_for) and each request is
-    sent straight to it. After the merge, send through `OpenAIHTTPBackend(urls, ..., routing=routing)`
-    with GenerationRequest.affinity_key set, so the router under test does the choosing.
-    """
-    rng = random.Random(11)
+    """The same prompts to `replicas` fresh replicas through the runtime's client and router
+    (`routing` "affinity": consistent hashing of agent/subject; "random"); vLLM's hit rate from /metrics."""
     with simulator(replicas, time_scale=0.02) as urls:
-        clients = [OpenAIHTTPBackend(u, "Qwen/Qwen3-8B", batch_size=SimConfig().max_num_seqs, max_prompt_tokens=1 << 20,
-                                     max_new_tokens=max_new_tokens) for u in urls]
-        targets = [replica_for(key, replicas, routing, rng) for key, _ in requests]
+        client = OpenAIHTTPBackend(urls, "Qwen/Qwen3-8B", batch_size=SimConfig().max_num_seqs,
+                                   max_prompt_tokens=1 << 20, max_new_tokens=max_new_tokens,
+                                   max_num_seqs=SimConfig().max_num_seqs, routing=routing)
         with ThreadPoolExecutor(max_workers=replicas * SimConfig().max_num_seqs) as pool:
-            list(pool.map(lambda pair: clients[pair[0]].generate([pair[1][1]]), zip(targets, requests, strict=True)))
+            list(pool.map(lambda pair: client.generate([replace(pair[1], affinity_key=pair[0])]), requests))
         counters = metrics(urls)
-        for client in clients:
-            client.close()
+        client.close()
     queries = counters["vllm:prefix_cache_queries_total"]
     return {"hit_rate": counters["vllm:prefix_cache_hits_total"] / queries if queries else 0.0, "queries": queries,
             "requests": len(requests)}
@@ -176,15 +164,15 @@ def run(events: int = 2000, window_s: float = 60.0, baseline_window_s: float = 4
     notes = [
         f"backlog {events:,} events = {items:,} decisions across {len(settings.agents)} agents, present from the start; "
         f"simulator: {current['replicas']} replica(s) x {config.max_num_seqs} slots (the worker's client reaches "
-        f"{current['replicas']}; see WORKER_REPLICAS)",
+        f"{current['replicas']} through its router)",
         f"utilization {utilization:.1%} of slot-seconds over {current['wall_s']:.1f} s with a backlog (target >= 90%: "
         f"{'met' if met['utilization'] else 'MISSED'}); mean running {sim['busy_slot_s'] / current['wall_s']:.1f}",
         f"current worker {rate:.2f} decisions/s vs stop-and-go batches of {settings.batch_size} {base_rate:.2f}/s "
         f"(utilization {base_sim['busy_slot_s'] / base_sim['available_slot_s']:.1%}): ratio {rate / base_rate:.2f} "
         f"(target >= 2: {'met' if met['stop_and_go_ratio'] else 'MISSED'})",
         f"prefix-cache hit rate over {len(requests):,} prompts on {prefix_replicas} replicas: affinity by agent and "
-        f"subject {affinity['hit_rate']:.1%}, random replica {scattered['hit_rate']:.1%} (PROVISIONAL: replicas chosen "
-        "by the benchmark, not yet by the runtime's router)",
+        f"subject {affinity['hit_rate']:.1%}, random replica {scattered['hit_rate']:.1%} (the runtime's client and "
+        "router choose the replica)",
         f"ceiling: a client keeping all {ceiling['in_flight']} slots busy with the same {ceiling['decisions']} prompts "
         f"gets utilization "
         f"{ceiling['utilization']:.1%} at {peak:.2f} decisions/s (the model-only estimate for this run's prompt mix: "
@@ -192,8 +180,7 @@ def run(events: int = 2000, window_s: float = 60.0, baseline_window_s: float = 4
         f"runtime CPU {cpu_per_decision * 1000:.2f} ms per decision (worker process, simulator in its own process) x "
         f"simulated peak {peak:.2f} decisions/s = {cpu_per_decision * peak:.1%} of one core",
     ]
-    details = {**figures, "targets": TARGETS, "met": met, "provisional": ["prefix_hit_rate_affinity",
-                                                                          "prefix_hit_rate_random"],
+    details = {**figures, "targets": TARGETS, "met": met,
                "current": current, "stop_and_go": baseline, "prefix": {"affinity": affinity, "random": scattered},
                "ceiling": ceiling, "peak_decisions_per_s": round(peak, 2),
                "peak_decisions_per_s_model": round(peak_decisions_per_s(sim, current["replicas"], config), 2),
