@@ -1,6 +1,6 @@
 """Benchmark 4: local throughput end to end, and where the workers' wall time goes.
 
-Runs `python -m agentfleet.local.fleet --workers 3 --events N --out out/bench/local` as it is
+Runs `python -m agentfleet.local.fleet --workers 3 --events N --scenario ci-day --out out/bench/local` as it is
 (emulator, synth + deploy, model, workers, replay of all events at once, summary.json).
 Figure: records handled (decided or quarantined) per second over the processing window, from
 the first record's arrival on the stream to the last decision (summary.json's series).
@@ -145,8 +145,9 @@ def run_fleet(workers: int, events: int, out: Path, timeout_s: float,
     env.update(BENCH_SAMPLE_WORKER="worker-0", BENCH_SAMPLE_OUT=str((out / "worker-0.profile.json").resolve()),
                JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20", JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1")
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    # ci-day: every record becomes decisions (no control messages), comparable across runs.
     command = [sys.executable, "-m", "agentfleet.local.fleet", "--workers", str(workers), "--events", str(events),
-               "--out", str(out), "--timeout", str(timeout_s)]
+               "--scenario", "ci-day", "--out", str(out), "--timeout", str(timeout_s)]
     if assembly is not None:
         command += ["--assembly", str(assembly.resolve())]
     started = time.perf_counter()

@@ -32,6 +32,7 @@ from agentfleet.ops.metrics import Metrics
 from agentfleet.serve.model.base import ModelBackend
 from agentfleet.spec.catalog import AgentSpec, parse_agents
 from agentfleet.spec.settings import Settings
+from agentfleet.spec.targets import TargetRules, parse_rules, parse_targets
 from bench.fakes import FakeDynamoDB, FakeKinesis, FakeStepFunctions, HeldLeases, InstantModel
 from bench.results import Result
 from bench.sampler import CpuSampler
@@ -63,8 +64,15 @@ LABELS = {
 
 def bench_agents() -> tuple[AgentSpec, ...]:
     """cdk.json's agents with rate limits lifted, so every decision takes the action path (worst case)."""
-    raw = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]["agents"]
-    return parse_agents([{**a, "rate_limit_per_minute": 1_000_000_000} for a in raw])
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    return parse_agents([{**a, "rate_limit_per_minute": 1_000_000_000} for a in context["agents"]],
+                        targets=list(context["targets"]))
+
+
+def bench_targets() -> dict[str, TargetRules]:
+    """cdk.json's targets as the runtime sees them (the config document's `targets`)."""
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    return parse_rules({t.name: t.runtime_json() for t in parse_targets(context["targets"])}, "targets")
 
 
 def synthetic_records(count: int, *, subjects: int = 16, bad_every: int = 100) -> list[tuple[str, bytes]]:
@@ -117,7 +125,7 @@ def bench_settings(batch_size: int = 8) -> Settings:
                     audit_table="bench-audit", worker_id="bench-0", batch_size=batch_size,
                     sequence_length=context["sequence_length"], max_new_tokens=context["max_new_tokens"],
                     state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:bench-actions",
-                    agents=bench_agents(), metrics_mode="emf")
+                    agents=bench_agents(), targets=bench_targets(), metrics_mode="emf")
 
 
 def max_prompt_tokens(settings: Settings) -> int:
