@@ -38,6 +38,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "synth": {"repeats": 1, "probes": False, "keep": ASSEMBLY},
     "local": {"workers": 3, "events": 12},
     "serving": {"events": 200, "window_s": 8.0, "baseline_window_s": 6.0, "prefix_replicas": 2, "prefix_requests": 120,
+                "replicas": 1,
                 "ceiling_s": 8.0},
 }
 

@@ -51,11 +51,11 @@ def make_backend(urls: list[str], settings: Settings, routing: str = "affinity")
                              max_num_seqs=SimConfig().max_num_seqs, routing=routing)
 
 
-def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float) -> dict[str, Any]:
+def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float, replicas: int) -> dict[str, Any]:
     """The real Worker.run() against a fresh simulator until the window ends or the backlog fits in flight."""
     settings = overhead.bench_settings()
-    with simulator(WORKER_REPLICAS) as urls:
-        slots = WORKER_REPLICAS * SimConfig().max_num_seqs
+    with simulator(replicas) as urls:
+        slots = replicas * SimConfig().max_num_seqs
         sink, problems = overhead._quiet_logs()
         try:
             r = overhead.rig(records, backend=make_backend(urls, settings), batch_size=settings.batch_size)
@@ -82,14 +82,14 @@ def worker_phase(records: list[tuple[str, bytes]], items: int, window_s: float) 
         raise RuntimeError(f"the worker decided nothing in {t1 - t0:.0f} s: {'; '.join(problems.seen) or 'no log'}")
     return {"sim": delta(after, before), "decisions": d1 - d0, "decided_total": d1, "wall_s": t1 - t0,
             "cpu_s": cpu1 - cpu0,
-            "slots": slots, "replicas": WORKER_REPLICAS}
+            "slots": slots, "replicas": replicas}
 
 
-def baseline_phase(records: list[tuple[str, bytes]], window_s: float) -> dict[str, Any]:
+def baseline_phase(records: list[tuple[str, bytes]], window_s: float, replicas: int) -> dict[str, Any]:
     settings = overhead.bench_settings()
     sink, _ = overhead._quiet_logs()
     try:
-        with simulator(WORKER_REPLICAS) as urls:
+        with simulator(replicas) as urls:
             backend = make_backend(urls, settings)
             before = sim_stats(urls)
             measured = stop_and_go.run(records, settings, backend, batch_size=settings.batch_size, seconds=window_s)
@@ -101,10 +101,10 @@ def baseline_phase(records: list[tuple[str, bytes]], window_s: float) -> dict[st
     return measured
 
 
-def ceiling_phase(requests: list[tuple[str, GenerationRequest]], seconds: float) -> dict[str, float]:
+def ceiling_phase(requests: list[tuple[str, GenerationRequest]], seconds: float, replicas: int) -> dict[str, float]:
     """The same prompts from a client that keeps every slot busy: what the harness allows."""
-    with simulator(WORKER_REPLICAS) as urls:
-        return drive_continuously(urls, requests, in_flight=WORKER_REPLICAS * SimConfig().max_num_seqs,
+    with simulator(replicas) as urls:
+        return drive_continuously(urls, requests, in_flight=replicas * SimConfig().max_num_seqs,
                                   seconds=seconds)
 
 
@@ -138,15 +138,15 @@ def peak_decisions_per_s(sim: dict[str, float], replicas: int, config: SimConfig
 
 
 def run(events: int = 2000, window_s: float = 60.0, baseline_window_s: float = 45.0, prefix_replicas: int = 4,
-        prefix_requests: int | None = None, ceiling_s: float = 60.0) -> Result:
+        prefix_requests: int | None = None, ceiling_s: float = 60.0, replicas: int = WORKER_REPLICAS) -> Result:
     settings, config = overhead.bench_settings(), SimConfig()
     records = backlog_records(events)
     items = item_count(records, settings)
-    current = worker_phase(records, items, window_s)
-    baseline = baseline_phase(records, baseline_window_s)
+    current = worker_phase(records, items, window_s, replicas)
+    baseline = baseline_phase(records, baseline_window_s, replicas)
     requests = rendered_requests(records, settings, estimate_tokens, overhead.max_prompt_tokens(settings))
     # The ceiling feeds the slice of the backlog the worker decided (plus one window), so both see the same prompts.
-    ceiling = ceiling_phase(requests[:current["decided_total"] + current["slots"]], ceiling_s)
+    ceiling = ceiling_phase(requests[:current["decided_total"] + current["slots"]], ceiling_s, replicas)
     requests = requests[:prefix_requests] if prefix_requests else requests
     affinity = prefix_hit_rate(requests, prefix_replicas, "affinity", settings.max_new_tokens)
     scattered = prefix_hit_rate(requests, prefix_replicas, "random", settings.max_new_tokens)

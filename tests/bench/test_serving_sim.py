@@ -121,7 +121,7 @@ def test_http_endpoints_answer_like_vllm() -> None:
 
 def test_a_small_serving_run_reports_every_figure() -> None:
     result = utilization.run(events=48, window_s=2.0, baseline_window_s=2.0, prefix_replicas=2, prefix_requests=40,
-                            ceiling_s=10.0)
+                            ceiling_s=10.0, replicas=1)
     assert result.name == "serving" and result.error is None
     details = result.details
     assert 0 < details["utilization"] <= 1

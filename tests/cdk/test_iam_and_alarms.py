@@ -36,6 +36,10 @@ HELPERS = {
 NOT_ON_THE_INSTANCE = {
     "ingest/webhook.py": "the GitHub webhook handler runs in a Lambda function under that function's role",
     "entrypoints/requeue.py": "the requeue command is an operator tool, run with the operator's credentials",
+    "entrypoints/fleetcheck.py": "the fleet check is an operator tool (README: its permissions), not a worker",
+    "entrypoints/fleetcheck_aws.py": "the fleet check's AWS reads, run with the operator's credentials",
+    "entrypoints/fleetcheck_events.py": "the fleet check's synthetic events, put with the operator's credentials",
+    "entrypoints/fleetcheck_figures.py": "the fleet check's report math (no AWS calls)",
 }
 
 
