@@ -38,7 +38,8 @@ def checked(app_assembly: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
             # one worker process is the local fleet's one "instance"; priced as a trn2.48xlarge hour
             "--instances", "1", "--instance-type", "trn2.48xlarge"])
 
-    opts = fleet.Options(workers=1, events=1, out=out / "run", assembly=app_assembly, timeout_s=300, on_ready=check)
+    opts = fleet.Options(workers=1, events=1, scenario="ci-day", out=out / "run", assembly=app_assembly, timeout_s=300,
+                         on_ready=check)
     result["summary"] = fleet.run(opts)
     result["report"] = json.loads((out / "check" / "report.json").read_text())
     result["throughput_path"] = out / "check" / "throughput.json"

@@ -198,6 +198,7 @@ def run(opts: Options, progress: Progress | None = None) -> dict[str, Any]:
         if sink is not None:
             summary["deliveries_by_target"] = sink.deliveries_by_target()
             summary["responses_recorded_by_target"] = outbound.responses_by_target(snap.audit.outcomes)
+            summary["succeeded_by_target"] = outbound.succeeded_by_target(snap.audit.outcomes)
         if github is not None:
             summary["webhook_responses"] = {str(k): v for k, v in sorted(github.statuses.items())}
         summary["killed_unacknowledged_records"] = held

@@ -81,3 +81,8 @@ def start_sink(out_dir: Any) -> http_sink.HttpSink:
 def responses_by_target(outcomes: list[dict[str, Any]]) -> dict[str, int]:
     """Outcome items whose delivery recorded a response (issue URL, Jira key, PagerDuty dedup key)."""
     return dict(Counter(str(o.get("target")) for o in outcomes if o.get("target") and o.get("response")))
+
+
+def succeeded_by_target(outcomes: list[dict[str, Any]]) -> dict[str, int]:
+    """Outcome items of actions that went out and succeeded, by target ("notify" for the chat topic)."""
+    return dict(Counter(str(o.get("target") or o.get("action")) for o in outcomes if o.get("outcome") == "succeeded"))
