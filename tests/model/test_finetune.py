@@ -19,7 +19,7 @@ def test_targets_are_valid_decisions_that_follow_the_rules(backend: Transformers
         prompt, decision, n_action = training_pair(backend.vocab, backend.tokenizer, rng)
         assert prompt[0] == backend.tokenizer.bos_token_id and n_action >= 1
         parsed = parse_decision(backend.tokenizer.decode(decision, clean_up_tokenization_spaces=False))
-        assert parsed.action in ("notify", "open_ticket", "ignore")
+        assert parsed.action in ("notify", "open_ticket", "file_jira", "page_oncall", "post_webhook", "ignore")
     for _ in range(50):
         agent, event, (action, *_) = synthetic_example(rng)
         assert agent.subscribes(event["type"]) and action in agent.allowed_actions

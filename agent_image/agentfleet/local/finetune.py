@@ -2,7 +2,7 @@
 
 The pairs use the real prompt builder and the exact token sequence guided decoding emits
 (guided.decision_token_ids), so the model learns the serving format: which action the
-default agents' rules call for (alarm back to OK -> ignore, HIGH finding -> open_ticket, ...)
+default agents' rules call for (alarm back to OK -> ignore, HIGH finding -> file_jira, ...)
 and short messages about the event. Loss is on the decision tokens only.
 
 Measured (seed 0, batch 8, 1 thread): 100 steps take ~105 s on a busy 2-core box; messages
@@ -27,13 +27,15 @@ _AGENTS = {
     "ci": AgentSpec("ci-triage", "You triage CI results. When a build fails, decide whether the team must be notified "
                     "now or a ticket opened; ignore one-off flakes that already passed on retry.",
                     ("ci.failed", "ci.succeeded"), ("notify", "open_ticket", "ignore"), 30),
-    "cloudwatch": AgentSpec("alarm-responder", "You watch CloudWatch alarms. Notify on-call for alarms that are new "
-                            "or escalating; ignore alarms returning to OK.", ("cloudwatch.alarm",), ("notify", "ignore"), 60),
-    "security": AgentSpec("security-watch", "You review security findings. High or critical findings open a ticket "
-                          "after human approval; low findings are ignored.", ("security.finding",),
-                          ("notify", "open_ticket", "ignore"), 20),
-    "code": AgentSpec("release-scribe", "You follow code pushes to main. Notify the channel about pushes that change "
-                      "deployment or infrastructure code; ignore the rest.", ("code.push",), ("notify", "ignore"), 60),
+    "cloudwatch": AgentSpec("alarm-responder", "You watch CloudWatch alarms. Page on-call (page_oncall) for alarms "
+                            "that are new or escalating; ignore alarms returning to OK.", ("cloudwatch.alarm",),
+                            ("notify", "page_oncall", "ignore"), 60),
+    "security": AgentSpec("security-watch", "You review security findings. High or critical findings file a Jira "
+                          "issue (file_jira) after human approval; low findings are ignored.", ("security.finding",),
+                          ("notify", "file_jira", "ignore"), 20),
+    "code": AgentSpec("release-scribe", "You follow code pushes to main. Post a release note (post_webhook) for "
+                      "pushes that change deployment or infrastructure code; ignore the rest.", ("code.push",),
+                      ("notify", "post_webhook", "ignore"), 60),
 }
 _REPOS = ["agentfleet", "web-app", "payments", "api-gateway", "infra", "data-pipeline", "auth-service"]
 _STEPS = ["unit-tests", "integration-tests", "lint", "typecheck", "build", "deploy", "smoke-tests"]
@@ -78,7 +80,8 @@ def synthetic_example(rng: random.Random) -> tuple[AgentSpec, dict[str, Any], tu
                    "threshold": threshold, "value": round(threshold * rng.uniform(0.2, 1.8), 1)}
         event = _event(eid, "cloudwatch.alarm", f"alarm/{name}", payload)
         if state == "ALARM":
-            return _AGENTS[kind], event, ("notify", f"Alarm {name} is in ALARM", "The alarm is new and escalating", "9")
+            return _AGENTS[kind], event, ("page_oncall", f"Alarm {name} is in ALARM", "The alarm is new and escalating",
+                                          "9")
         if state == "OK":
             return _AGENTS[kind], event, ("ignore", f"Alarm {name} returned to OK", "Alarms returning to OK need no action", "95")
         return _AGENTS[kind], event, ("ignore", f"Alarm {name} has insufficient data", "Not an incident", "7")
@@ -88,7 +91,7 @@ def synthetic_example(rng: random.Random) -> tuple[AgentSpec, dict[str, Any], tu
         payload = {"finding_id": fid, "severity": severity, "title": title, "resource": "i-0abc123", "product": "GuardDuty"}
         event = _event(eid, "security.finding", f"finding/{fid}", payload)
         if severity in ("HIGH", "CRITICAL"):
-            return _AGENTS[kind], event, ("open_ticket", f"{severity} finding {fid}: {title}",
+            return _AGENTS[kind], event, ("file_jira", f"{severity} finding {fid}: {title}",
                                           "High severity findings open a ticket after approval", "9")
         if severity == "MEDIUM":
             return _AGENTS[kind], event, ("notify", f"MEDIUM finding {fid}: {title}", "Medium findings are worth a heads-up", "6")
@@ -99,7 +102,7 @@ def synthetic_example(rng: random.Random) -> tuple[AgentSpec, dict[str, Any], tu
     payload = {"repo": repo, "branch": branch, "author": "dev", "commits": rng.randint(1, 5), "files": files}
     event = _event(eid, "code.push", f"repo/{repo}", payload)
     if infra and branch == "main":
-        return _AGENTS[kind], event, ("notify", f"Push to main changes deployment code: {files[0]}",
+        return _AGENTS[kind], event, ("post_webhook", f"Push to main changes deployment code: {files[0]}",
                                       "Infrastructure changes are announced", "85")
     return _AGENTS[kind], event, ("ignore", f"Push to {branch} needs no announcement", "No deployment change on main", "9")
 
