@@ -15,7 +15,7 @@ import pytest
 from agentfleet.decide.pipeline import Completion
 from agentfleet.decide.scheduler import Scheduler, WorkItem, read_ahead
 from agentfleet.decide.sender import SendLoop
-from agentfleet.entrypoints.worker import replica_gauges
+from agentfleet.entrypoints.replica_metrics import prefix_cache_gauges, replica_gauges
 from agentfleet.ops.metrics import Metrics
 from agentfleet.spec.events import Event, parse_record
 from tests.runtime.support import TEST_AGENTS, event
@@ -228,3 +228,21 @@ class SimpleLoad:
 
     def replica_load(self) -> list[tuple[int, int]]:
         return self.load
+
+
+class HitRates:
+    def __init__(self, rates: list[float | None]) -> None:
+        self.rates = rates
+
+    def prefix_cache_hit_rate(self) -> list[float | None]:
+        return self.rates
+
+
+def test_prefix_cache_hit_rate_is_a_percent_gauge_per_replica_that_reported() -> None:
+    out = io.StringIO()
+    metrics = Metrics("t", "emf", stream=out)
+    assert prefix_cache_gauges(metrics, HitRates([0.5, None, 0.25])) == 2  # replica 1 saw no query
+    assert prefix_cache_gauges(metrics, object()) == 0  # a backend without replicas: nothing
+    metrics.flush()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {line["Replica"]: line["PrefixCacheHitRate"] for line in lines} == {"0": 50.0, "2": 25.0}

@@ -28,6 +28,7 @@ from agentfleet.decide.scheduler import Scheduler, WorkItem
 from agentfleet.decide.sender import SendLoop
 from agentfleet.entrypoints.clients import Clients, check_settings, quarantine_bucket
 from agentfleet.entrypoints.drain import drain
+from agentfleet.entrypoints.replica_metrics import PrefixCacheWatcher, replica_gauges
 from agentfleet.ingest.coordinator import LeaseCoordinator
 from agentfleet.ingest.leases import LeaseTable
 from agentfleet.ingest.shards import ShardSet, Stats
@@ -103,6 +104,7 @@ class Worker:
                                           "window": self.window, "model": self.backend.model_id,
                                           "agents": [a.name for a in self.settings.agents]})
         self.sender.start()
+        prefix_cache = PrefixCacheWatcher(self.metrics, self.model).start()
         while not self.stop.is_set():
             try:
                 self._step()
@@ -113,6 +115,7 @@ class Worker:
         try:
             return drain(self)
         finally:
+            prefix_cache.stop()
             if watcher:
                 watcher.stop()
             if isinstance(self.model, CoalescingBackend):
@@ -201,18 +204,6 @@ class Worker:
             self.metrics.gauge(metric_names.LEASED_SHARDS, float(len(self.leases.held)))
             if self.market:
                 self.metrics.count(metric_names.WORKERS_IN_SERVICE, **{metric_names.MARKET: self.market})
-
-
-def replica_gauges(metrics: Metrics, model: object) -> None:
-    """ReplicaUtilization (busy slots / slots, percent) per live replica of a backend that routes over
-    replicas (serve/model/openai_http.OpenAIHTTPBackend.replica_load); a replica that is down is skipped."""
-    load = getattr(model, "replica_load", None)
-    if load is None:
-        return
-    for index, (busy, slots) in enumerate(load()):
-        if slots > 0:
-            metrics.gauge(metric_names.REPLICA_UTILIZATION, 100.0 * busy / slots, "Percent",
-                          **{metric_names.REPLICA: str(index)})
 
 
 def main() -> int:
