@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from agentfleet.act.audit import AuditLog
@@ -21,37 +20,18 @@ from agentfleet.act.dispatch import Dispatcher, decision_id
 from agentfleet.decide.guardrails import Guardrails
 from agentfleet.decide.memory import MemoryStore
 from agentfleet.decide.pipeline import Completion, DecisionPipeline
+from agentfleet.decide.scheduler import WorkItem
 from agentfleet.ops.metrics import Metrics
 from agentfleet.serve.model.base import ModelBackend
 from agentfleet.spec.catalog import AgentSpec, subscribers
-from agentfleet.spec.events import Event, Rejection, parse_record
+from agentfleet.spec.events import Rejection, parse_record
 from agentfleet.spec.settings import Settings
 from bench.fakes import FakeDynamoDB, FakeStepFunctions
 
 
-@dataclass
-class Item:
-    """The fields of decide/batcher.WorkItem (cfb21dc) that the pipeline reads."""
-
-    shard_id: str
-    sequence_number: str
-    event: Event
-    agent: AgentSpec
-    decision_id: str
-    enqueued: float
-    attempts: int = 0
-    sub_sequence: int | None = None
-    raw: bytes = b""
-    partition_key: str = ""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.agent.name, self.event.subject
-
-
-def select(queue: list[Item], batch_size: int) -> list[Item]:
+def select(queue: list[WorkItem], batch_size: int) -> list[WorkItem]:
     """decide/batcher.Batcher._select (cfb21dc) without retry delays: the next batch, in order."""
-    chosen: list[Item] = []
+    chosen: list[WorkItem] = []
     blocked: set[tuple[str, str]] = set()
     for item in queue:
         if item.key in blocked:
@@ -63,7 +43,7 @@ def select(queue: list[Item], batch_size: int) -> list[Item]:
     return chosen
 
 
-def work_items(records: list[tuple[str, bytes]], agents: tuple[AgentSpec, ...], settings: Settings) -> list[Item]:
+def work_items(records: list[tuple[str, bytes]], agents: tuple[AgentSpec, ...], settings: Settings) -> list[WorkItem]:
     """One item per (valid record, subscribed agent), as ingest/shards.py makes them (one shard)."""
     items, now = [], time.monotonic()
     for index, (key, data) in enumerate(records):
@@ -71,7 +51,7 @@ def work_items(records: list[tuple[str, bytes]], agents: tuple[AgentSpec, ...], 
         if isinstance(event, Rejection):
             continue
         seq = str(index)
-        items.extend(Item("shardId-000000000000", seq, event, agent, decision_id(agent.name, "shardId-000000000000",
+        items.extend(WorkItem("shardId-000000000000", seq, event, agent, decision_id(agent.name, "shardId-000000000000",
                                                                                   seq, None), now, raw=data,
                           partition_key=key) for agent in subscribers(agents, event.type))
     return items
@@ -88,14 +68,14 @@ def pipeline(settings: Settings, backend: ModelBackend) -> DecisionPipeline:
         metrics=Metrics(settings.fleet_name, "emf", stream=open(os.devnull, "w")), worker_id="bench-stop-and-go")
 
 
-def decide_batch(decide: DecisionPipeline, batch: list[Item], done: list[Item]) -> None:
+def decide_batch(decide: DecisionPipeline, batch: list[WorkItem], done: list[WorkItem]) -> None:
     """One stop-and-go round: one generate for the batch, wait for all, then each item's I/O.
 
     DecisionPipeline.run as of cfb21dc, rebuilt from the per-item steps in the same order: every
     item's memory load and prompt, one batched generate, then parse/guardrails/audit/action/memory
     item by item.
     """
-    prepared = [(item, *decide.prepare(item)) for item in batch]  # type: ignore[arg-type]  # Item has WorkItem's shape
+    prepared = [(item, *decide.prepare(item)) for item in batch]
     result = decide.backend.generate([request for _, _, request in prepared])
     for index, (item, memory, _) in enumerate(prepared):
         completion = Completion(result.texts[index], result.prompt_tokens[index], result.completion_tokens[index],

@@ -130,7 +130,8 @@ def test_a_small_serving_run_reports_every_figure() -> None:
         assert 0 <= details[key] <= 1
     assert details["current"]["decisions"] > 0 and details["stop_and_go"]["decisions"] > 0
     assert details["prefix"]["affinity"]["requests"] == 40
-    assert details["utilization"] < details["ceiling"]["utilization"] <= 1  # a feeder that never waits does better
+    # Not compared with the worker's: the continuous worker reaches the ceiling, so which is higher is timing.
+    assert 0 < details["ceiling"]["utilization"] <= 1
 
 
 def test_stats_deltas_subtract_counters_and_keep_levels() -> None:
