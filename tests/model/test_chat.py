@@ -4,9 +4,7 @@ prompt at budget is never rejected (BOS once), the CPU backend's rendering, pref
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from agentfleet.serve.model.cpu import TransformersBackend
 from agentfleet.serve.model.openai_http import ModelServerError, OpenAIHTTPBackend
 from agentfleet.serve.model.vllm_metrics import HitRateWindow, fetch_prefix_counters, parse_prefix_counters
 from agentfleet.spec.catalog import AgentSpec
+from tests.model.loopback import QuietHandler, serve
 
 # A chat template that writes BOS itself, as Llama-style templates do.
 TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
@@ -46,9 +45,9 @@ class StrictServer:
         self.token_counts: list[int] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                self._send(200, b'vllm:prefix_cache_queries_total{engine="0",model_name="m"} 200.0\n'
+                self.send(200, b'vllm:prefix_cache_queries_total{engine="0",model_name="m"} 200.0\n'
                                 b'vllm:prefix_cache_hits_total{engine="0",model_name="m"} 150.0\n')
 
             def do_POST(self) -> None:
@@ -59,24 +58,13 @@ class StrictServer:
                 ids = tokenizer(text, add_special_tokens=body.get("add_special_tokens", False))["input_ids"]
                 owner.token_counts.append(len(ids))
                 if len(ids) + body["max_tokens"] > MAX_MODEL_LEN:
-                    self._send(400, json.dumps({"error": {"message": f"{len(ids)} prompt tokens"}}).encode())
+                    self.send(400, json.dumps({"error": {"message": f"{len(ids)} prompt tokens"}}).encode())
                     return
                 content = json.dumps({"action": body["structured_outputs"]["json"]["properties"]["action"]["enum"][0]})
-                self._send(200, json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+                self.send(200, json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
                                             "usage": {"prompt_tokens": len(ids), "completion_tokens": 4}}).encode())
 
-            def _send(self, status: int, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
 
 @pytest.fixture

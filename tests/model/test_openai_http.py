@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from jsonschema import Draft202012Validator
 from agentfleet.serve.model.base import GenerationRequest
 from agentfleet.serve.model.openai_http import ModelServerError, OpenAIHTTPBackend
 from agentfleet.spec.decisions import parse_decision
+from tests.model.loopback import QuietHandler, serve
 
 
 class FakeServer:
@@ -28,7 +28,7 @@ class FakeServer:
         self.lock = threading.Lock()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with owner.lock:
@@ -52,22 +52,9 @@ class FakeServer:
                 })
 
             def _send(self, status: int, doc: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                self.send(status, json.dumps(doc).encode(), {"Content-Type": "application/json", **(headers or {})})
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.httpd.shutdown()

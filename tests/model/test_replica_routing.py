@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from agentfleet.serve.model.base import GenerationRequest
 from agentfleet.serve.model.openai_http import OpenAIHTTPBackend
 from agentfleet.serve.model.routing import ReplicaRouter
+from tests.model.loopback import QuietHandler, serve
 
 KEYS = [f"agent-{a}/subject-{s}" for a in range(20) for s in range(10)]
 
@@ -63,24 +61,15 @@ class Replica:
         self.prompts: list[str] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 owner.prompts.append(body["prompt"])
                 action = body["structured_outputs"]["json"]["properties"]["action"]["enum"][0]
-                data = json.dumps({"choices": [{"index": 0, "text": json.dumps({"action": action})}],
-                                   "usage": {"prompt_tokens": 3, "completion_tokens": 5}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send(200, json.dumps({"choices": [{"index": 0, "text": json.dumps({"action": action})}],
+                                           "usage": {"prompt_tokens": 3, "completion_tokens": 5}}).encode())
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.httpd.shutdown()
