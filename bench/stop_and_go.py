@@ -45,7 +45,8 @@ def select(queue: list[WorkItem], batch_size: int) -> list[WorkItem]:
 
 def work_items(records: list[tuple[str, bytes]], agents: tuple[AgentSpec, ...], settings: Settings) -> list[WorkItem]:
     """One item per (valid record, subscribed agent), as ingest/shards.py makes them (one shard)."""
-    items, now = [], time.monotonic()
+    items: list[WorkItem] = []
+    now = time.monotonic()
     for index, (key, data) in enumerate(records):
         event = parse_record(data, settings.max_record_bytes)
         if isinstance(event, Rejection):
@@ -80,7 +81,7 @@ def decide_batch(decide: DecisionPipeline, batch: list[WorkItem], done: list[Wor
     for index, (item, memory, _) in enumerate(prepared):
         completion = Completion(result.texts[index], result.prompt_tokens[index], result.completion_tokens[index],
                                 result.latency_ms)
-        if not decide.finish(item, memory, completion):  # type: ignore[arg-type]
+        if not decide.finish(item, memory, completion):
             raise RuntimeError(f"item {item.decision_id} failed in the stop-and-go pipeline; see the log")
         done.append(item)
 
@@ -88,7 +89,8 @@ def decide_batch(decide: DecisionPipeline, batch: list[WorkItem], done: list[Wor
 def run(records: list[tuple[str, bytes]], settings: Settings, backend: ModelBackend, *, batch_size: int = 8,
         seconds: float = 30.0) -> dict[str, Any]:
     """Stop-and-go over the backlog for `seconds` (the batch in flight is finished); decisions and wall time."""
-    decide, queue, done = pipeline(settings, backend), work_items(records, settings.agents, settings), []
+    decide, queue = pipeline(settings, backend), work_items(records, settings.agents, settings)
+    done: list[WorkItem] = []
     total, batches = len(queue), 0
     started = time.perf_counter()
     while queue and time.perf_counter() - started < seconds:
