@@ -68,7 +68,7 @@ DEFAULT_SERVED_MODEL = "default"  # sent as "model" when --model is not given; l
 
 def model_settings(opts: Options, model_dir: Path | None) -> dict[str, Any]:
     """The engine settings: the built-in model, or the user's OpenAI-compatible server through the
-    openai-http engine (agentfleet/serve/model/openai_http.py: POST <url>/v1/completions)."""
+    openai-http engine (agentfleet/serve/model/openai_http.py: POST <url>/v1/chat/completions)."""
     if opts.model_url:
         return {"engine": "openai-http", "openai_base_url": opts.model_url,
                 "model_id": opts.model or DEFAULT_SERVED_MODEL, "local_model_dir": ""}
@@ -238,7 +238,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="fine-tune the local model this many steps first (cached; 0: guided decoding only)")
     parser.add_argument("--model-url", default="", metavar="URL",
                         help="an OpenAI-compatible server you run (Ollama http://localhost:11434, llama.cpp server, "
-                             "vLLM http://localhost:8000); workers call URL/v1/completions instead of the built-in model")
+                             "vLLM http://localhost:8000); workers call URL/v1/chat/completions instead of the built-in model")
     parser.add_argument("--model", default="", metavar="NAME",
                         help=f"the model name that server serves (default {DEFAULT_SERVED_MODEL!r}); needs --model-url")
     args = parser.parse_args(argv)
