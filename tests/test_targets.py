@@ -192,3 +192,11 @@ def test_plain_http_only_for_the_loopback_sink(url: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError, match=r"targets\.open_ticket\.url must be https://"):
             parse_targets(raw)
+
+
+def test_an_enabled_loopback_target_warns_at_synth() -> None:
+    context = default_context()
+    context["targets"] = {**context["targets"], "open_ticket": {**GITHUB, "url": "http://127.0.0.1:9/issues"}}
+    config = FleetConfig.from_context(context.get)
+    assert any("targets.open_ticket.url" in w and "https" in w for w in config.warnings)
+    assert not any("targets." in w for w in FleetConfig.from_context(default_context().get).warnings)

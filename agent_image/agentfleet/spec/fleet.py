@@ -106,8 +106,12 @@ class FleetConfig:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """What the compatibility matrix could not check (app.py prints them; synth goes on)."""
-        return sizing.check(self)
+        """What the compatibility matrix could not check, and targets only the local sink can serve
+        (app.py prints them; synth goes on)."""
+        loopback = tuple(f"targets.{t.name}.url {t.url} is plain http on loopback: only the local fleet's sink "
+                         "serves it; a deployed HTTP Task needs https" for t in self.targets
+                         if t.enabled and t.url.startswith("http://"))
+        return sizing.check(self) + loopback
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> FleetConfig:
