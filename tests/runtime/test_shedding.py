@@ -41,6 +41,11 @@ def test_bad_priority_or_shed_values_name_the_key(extra: dict[str, Any], message
 class RecordingAudit:
     def __init__(self) -> None:
         self.records: list[DecisionRecord] = []
+        self.kept: list[tuple[str, str, bytes]] = []
+
+    def keep(self, shard_id: str, sequence_number: str, sub_sequence: int | None, data: bytes) -> str:
+        self.kept.append((shard_id, sequence_number, data))
+        return f"s3://q/{shard_id}/{sequence_number}"
 
     def record_decision(self, record: DecisionRecord) -> tuple[DecisionRecord, bool]:
         self.records.append(record)
@@ -59,6 +64,9 @@ def test_a_shed_item_is_recorded_with_outcome_shed_a_reason_and_the_agent_metric
     assert (record.outcome, record.decision_id, record.agent, record.action) == ("shed", item.decision_id,
                                                                                "shedder", "")
     assert "waited 2.5 s" in record.reason and "shed_after_seconds 2" in record.reason
+    ((shard, sequence, data),) = audit.kept  # its bytes kept, as a failed item's (no raw bytes here: the event)
+    assert (shard, sequence, json.loads(data)["id"]) == (item.shard_id, item.sequence_number, item.event.id)
+    assert record.payload_s3 == f"s3://q/{item.shard_id}/{item.sequence_number}"
     assert "shed" in metric_names.DECISION_OUTCOMES
     metrics.flush()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]

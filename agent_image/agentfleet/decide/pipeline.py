@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agentfleet.act.audit import AuditLog, DecisionRecord, iso_now
 from agentfleet.act.dispatch import ActionRequest, Dispatcher
@@ -118,7 +118,11 @@ class DecisionPipeline:
         reason = (f"shed: waited {age_seconds:.1f} s since it was read, over the agent's "
                   f"shed_after_seconds {item.agent.shed_after_seconds:g}")
         try:
-            stored, fresh = self.audit.record_decision(self._record(item, SHED, reason))
+            # Its bytes are kept like a failed item's, so a shed event can be looked at or put back (requeue).
+            where = self.audit.keep(item.shard_id, item.sequence_number, item.sub_sequence,
+                                    item.raw or json.dumps(item.event.to_json()).encode())
+            record = replace(self._record(item, SHED, reason), payload_s3=where)
+            stored, fresh = self.audit.record_decision(record)
         except Exception as exc:
             log.warning("recording a shed item failed", extra={
                 "decision_id": item.decision_id, "error": f"{type(exc).__name__}: {exc}"})
