@@ -56,4 +56,3 @@ def aws_env(emulator: emulator_mod.Emulator, monkeypatch: pytest.MonkeyPatch) ->
     for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.delenv(key, raising=False)
     return emulator
-

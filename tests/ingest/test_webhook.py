@@ -11,15 +11,16 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from agentfleet.ingest import webhook
 from agentfleet.ingest.adapters import decode
-from agentfleet.local.emulator import Emulator
 from agentfleet.spec.events import Event
-from tests.emulated import stream_and_secret
 from tests.ingest.samples import ARRIVAL, LIMIT, sample
 
 SECRET = "It's a Secret to Everybody"  # GitHub's documented test secret
@@ -34,9 +35,17 @@ def test_github_documented_test_vector() -> None:
 
 
 @pytest.fixture
-def aws(aws_env: Emulator) -> dict[str, Any]:
-    """The emulator over loopback (server mode) with a fresh stream and webhook secret."""
-    return stream_and_secret(aws_env, STREAM, 1, ("github-webhook", SECRET))
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        secrets, kinesis = boto3.client("secretsmanager"), boto3.client("kinesis")
+        secrets.create_secret(Name="github-webhook", SecretString=SECRET)
+        kinesis.create_stream(StreamName=STREAM, ShardCount=1)
+        yield {"secrets": secrets, "kinesis": kinesis}
 
 
 def _ingest(aws: dict[str, Any]) -> webhook.WebhookIngest:

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from agentfleet.ingest.adapters import Dropped, decode_named
 from agentfleet.local import github_sim, replay, scenarios
-from agentfleet.local.emulator import Emulator
 from agentfleet.local.records import read_stream
 from agentfleet.local.scenario_sources import mixed_day
 from agentfleet.spec.events import Event
-from tests.emulated import stream_and_secret
 
 STREAM = "mixed-test"
 
@@ -62,9 +63,16 @@ def test_a_bad_special_line_is_refused_with_its_place(line: bytes, words: str) -
 
 
 @pytest.fixture
-def aws(aws_env: Emulator) -> dict[str, Any]:
-    """The emulator over loopback (server mode) with a fresh stream; GitHubSim creates its own secret."""
-    return stream_and_secret(aws_env, STREAM, 2, absent=(github_sim.SECRET_NAME,))
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        kinesis = boto3.client("kinesis")
+        kinesis.create_stream(StreamName=STREAM, ShardCount=2)
+        yield {"kinesis": kinesis, "secrets": boto3.client("secretsmanager")}
 
 
 def test_replay_sends_each_form_as_its_producer_would(aws: dict[str, Any]) -> None:
